@@ -1,0 +1,1 @@
+"""The ``ausynth`` command line: one entry point dispatching to the pipeline stages."""

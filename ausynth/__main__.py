@@ -1,0 +1,5 @@
+import sys
+
+from ausynth.cli import main
+
+sys.exit(main())
