@@ -177,7 +177,14 @@ def with_sources(cfg: TrainConfig, specs: list[str], mix: str | None) -> TrainCo
     """Apply ``--data NAME:DIR`` (replacing the preset's sources) and ``--mix a=0.5,b=0.5``."""
     sources = list(cfg.data.sources)
     if specs:
-        sources = [_parse_source(s) for s in specs]
+        # A preset source of the same name lends its weight (mixed.yaml's 0.5/0.5).
+        preset = {s.name: s for s in sources}
+        sources = []
+        for spec in specs:
+            src = _parse_source(spec)
+            if src.name in preset:
+                src = replace(src, weight=preset[src.name].weight)
+            sources.append(src)
     if mix:
         weights = _parse_mix(mix)
         names = [s.name for s in sources]

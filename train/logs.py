@@ -44,8 +44,9 @@ class Meter:
         self.counts.clear()
 
 
-def first_non_finite(values: dict[str, float]) -> str | None:
-    return next((k for k, v in values.items() if not math.isfinite(v)), None)
+def non_finite(values: dict[str, float]) -> list[str]:
+    """Names of the NaN/Inf entries of ``values``."""
+    return [k for k, v in values.items() if not math.isfinite(v)]
 
 
 class RunLogger:

@@ -31,7 +31,7 @@ from train import ddp
 from train.config import TrainConfig, lr_factor, schedule_steps
 from train.data import (Batch, Mixture, batches, cache_fits, load_source, preload,
                         preview_batch, source_counts, to_device)
-from train.logs import Meter, RunLogger, first_non_finite, preview_grid
+from train.logs import Meter, RunLogger, non_finite, preview_grid
 from train.losses import critic_loss, generator_loss, gradient_penalty
 from train.networks import Critic, Generator, GenOut
 
@@ -266,10 +266,10 @@ def training_loop(cfg: TrainConfig, *, resume: str | Path | None = None,
             if step % cfg.run.log_every == 0 or ckpt_now:
                 keys, values = meter.stacked()
                 vals = dict(zip(keys, ddp.all_mean(values).tolist())) if values is not None else {}
-                bad = first_non_finite(vals)
-                if bad is not None:
+                bad = non_finite(vals)
+                if bad:
                     raise TrainingDiverged(
-                        f"loss term {bad!r} became {vals[bad]} between steps "
+                        f"non-finite loss terms {bad} between steps "
                         f"{step - steps_since_log} and {step}; stopped without saving. The last "
                         f"good checkpoint is {ckpt_dir / ckpt_mod.LATEST} (if any). Try a lower "
                         f"learning rate or check the data.")
