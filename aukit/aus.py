@@ -74,9 +74,9 @@ def validate_au_names(names: Sequence[str], allowed: Sequence[str] = RIG_AUS) ->
 
 
 def au_vector(values: Mapping[str, float], order: Sequence[str] = RIG_AUS) -> np.ndarray:
-    """Dense float32 vector in ``order`` from a sparse ``{AU: intensity}`` mapping (0-5)."""
+    """Dense float64 vector in ``order`` from a sparse ``{AU: intensity}`` mapping (0-5)."""
     validate_au_names(list(values), RIG_AUS)
-    return np.array([float(values.get(a, 0.0)) for a in order], dtype=np.float32)
+    return np.array([float(values.get(a, 0.0)) for a in order], dtype=np.float64)
 
 
 def au_dict(vector: Sequence[float], order: Sequence[str] = RIG_AUS) -> dict[str, float]:

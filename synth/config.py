@@ -1,0 +1,150 @@
+"""Render configuration: frozen dataclasses, loaded from YAML with ``--set`` overrides.
+
+Every field has a default, so ``ausynth render --n 100 --out DIR`` needs no config file.
+Ranges are ``[min, max]`` pairs; angles in degrees, lengths in cm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aukit.config import check, check_range
+
+
+@dataclass(frozen=True)
+class ExpressionConfig:
+    """How AU vectors are drawn. ``weights`` pick a strategy per sample.
+
+    * ``neutral``: all AUs 0.
+    * ``sparse``: 1..``max_active`` random AUs, intensities uniform in ``intensity``.
+    * ``prototype``: an EMFACS emotion prototype scaled by ``prototype_scale`` with
+      per-AU multiplicative jitter ``prototype_jitter`` and optional extra AUs.
+    * ``dataset``: resample AU vectors of the GANimation-format dataset at
+      ``dataset`` (keeps its marginals and co-occurrence), plus ``dataset_jitter`` noise.
+    """
+
+    weights: dict[str, float] = field(default_factory=lambda: {
+        "neutral": 0.1, "sparse": 0.45, "prototype": 0.45, "dataset": 0.0})
+    max_active: int = 4
+    intensity: tuple[float, float] = (0.5, 5.0)
+    prototype_scale: tuple[float, float] = (0.5, 1.25)
+    prototype_jitter: float = 0.2
+    blink_probability: float = 0.05
+    dataset: str | None = None
+    dataset_jitter: float = 0.15
+
+    def __post_init__(self) -> None:
+        known = {"neutral", "sparse", "prototype", "dataset"}
+        check(set(self.weights) <= known, f"expression.weights keys must be in {sorted(known)}")
+        check(all(w >= 0 for w in self.weights.values()) and sum(self.weights.values()) > 0,
+              "expression.weights must be non-negative with a positive sum")
+        check(self.weights.get("dataset", 0) == 0 or self.dataset is not None,
+              "expression.weights.dataset > 0 needs expression.dataset (a GANimation-format folder)")
+        check(1 <= self.max_active <= 10, "expression.max_active must be in 1..10")
+        check_range("expression.intensity", self.intensity, 0.0, 5.0)
+        check_range("expression.prototype_scale", self.prototype_scale, 0.0, 2.0)
+        check(0 <= self.blink_probability <= 1, "expression.blink_probability must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class PoseConfig:
+    """Head pose relative to the camera, and gaze relative to the head (degrees)."""
+
+    yaw: tuple[float, float] = (-45.0, 45.0)
+    pitch: tuple[float, float] = (-30.0, 30.0)
+    roll: tuple[float, float] = (-20.0, 20.0)
+    distribution: Literal["uniform", "normal"] = "normal"
+    gaze: float = 15.0
+
+    def __post_init__(self) -> None:
+        check_range("pose.yaw", self.yaw, -90, 90)
+        check_range("pose.pitch", self.pitch, -60, 60)
+        check_range("pose.roll", self.roll, -60, 60)
+        check(0 <= self.gaze <= 35, "pose.gaze must be in [0, 35] degrees")
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """Camera distance (perspective strength) and crop framing jitter (fractions)."""
+
+    distance_cm: tuple[float, float] = (45.0, 150.0)
+    crop_jitter: float = 0.03
+
+    def __post_init__(self) -> None:
+        check_range("camera.distance_cm", self.distance_cm, 20.0, 1000.0)
+        check(0 <= self.crop_jitter <= 0.2, "camera.crop_jitter must be in [0, 0.2]")
+
+
+@dataclass(frozen=True)
+class LightConfig:
+    """Key + fill directional lights and ambient. Azimuth 0 = from the camera, + = image right."""
+
+    kelvin: tuple[float, float] = (3200.0, 7500.0)
+    key_intensity: tuple[float, float] = (2.0, 4.5)
+    key_azimuth: tuple[float, float] = (-70.0, 70.0)
+    key_elevation: tuple[float, float] = (-15.0, 60.0)
+    fill_ratio: tuple[float, float] = (0.1, 0.5)
+    ambient: tuple[float, float] = (0.08, 0.3)
+
+    def __post_init__(self) -> None:
+        check_range("lights.kelvin", self.kelvin, 1000.0, 20000.0)
+        check_range("lights.key_intensity", self.key_intensity, 0.0, 50.0)
+        check_range("lights.key_azimuth", self.key_azimuth, -180.0, 180.0)
+        check_range("lights.key_elevation", self.key_elevation, -90.0, 90.0)
+        check_range("lights.fill_ratio", self.fill_ratio, 0.0, 2.0)
+        check_range("lights.ambient", self.ambient, 0.0, 2.0)
+
+
+@dataclass(frozen=True)
+class BackgroundConfig:
+    """Procedural backgrounds, or random crops of images from ``image_dir``."""
+
+    image_dir: str | None = None
+    image_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        check(0 <= self.image_fraction <= 1, "background.image_fraction must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """A pool of procedural identities; whole identities go to the test split."""
+
+    pool_size: int = 400
+    test_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        check(self.pool_size >= 1, "identity.pool_size must be >= 1")
+        check(0 <= self.test_fraction < 1, "identity.test_fraction must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Image size and what the renderer computes and the writer stores."""
+
+    size: int = 128
+    backend: Literal["pyrender", "blender"] = "pyrender"
+    antialias: Literal["none", "msaa4", "ssaa2"] = "ssaa2"
+    subdivisions: int = 1
+    image_format: Literal["jpg", "png"] = "jpg"
+    jpeg_quality: int = 95
+    write_arrays: bool = True
+
+    def __post_init__(self) -> None:
+        check(16 <= self.size <= 2048, "output.size must be in [16, 2048]")
+        check(0 <= self.subdivisions <= 2, "output.subdivisions must be 0, 1 or 2")
+        check(1 <= self.jpeg_quality <= 100, "output.jpeg_quality must be in [1, 100]")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Everything ``ausynth render`` needs besides ``--n``, ``--out``, ``--seed``, ``--workers``."""
+
+    expression: ExpressionConfig = field(default_factory=ExpressionConfig)
+    pose: PoseConfig = field(default_factory=PoseConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    lights: LightConfig = field(default_factory=LightConfig)
+    background: BackgroundConfig = field(default_factory=BackgroundConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)

@@ -1,0 +1,190 @@
+"""pyrender offscreen backend (the fast default): headless EGL on Mesa llvmpipe.
+
+Two passes per sample, one GL context per process:
+1. colour: PBR shading at ``k`` x the output size (k = 2 for ``ssaa2``), MSAA off, RGBA
+   with a transparent background, then box-filtered and composited over the background
+   in linear light (:func:`synth.render.compose.composite`);
+2. ids: every triangle flat-coloured with its 24-bit id at the output size, no
+   antialiasing, which gives depth and all pixel labels (:mod:`synth.render.labels`).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
+import numpy as np  # noqa: E402
+import pyrender  # noqa: E402
+from OpenGL import GL  # noqa: E402
+
+from synth.render import compose  # noqa: E402
+from synth.render.labels import decode_ids, id_colors, pixel_labels  # noqa: E402
+from synth.scene import SceneGeometry  # noqa: E402
+
+_SAMPLES = {"msaa4": 4, "none": 0, "ssaa2": 0}
+_SUPERSAMPLE = {"msaa4": 1, "none": 1, "ssaa2": 2}
+_NO_DEPTH = 1 << 24   # our flag: the colour pass does not need pyrender's depth readback
+
+
+def _set_msaa(samples: int) -> None:
+    """pyrender hard-codes 4x MSAA; route its renderbuffer calls through our sample count.
+
+    MSAA on llvmpipe costs ~2x; with ``samples=0`` the id pass is exact (no blended ids).
+    """
+    import pyrender.renderer as prr
+
+    def storage(target, _samples, fmt, w, h):
+        GL.glRenderbufferStorageMultisample(target, samples, fmt, w, h)
+
+    prr.glRenderbufferStorageMultisample = storage
+    if not getattr(prr.Renderer, "_ausynth_patched", False):
+        original = prr.Renderer._read_main_framebuffer
+
+        def read(self, scene, flags):
+            if not flags & _NO_DEPTH:
+                return original(self, scene, flags)
+            w, h = self._main_fb_dims
+            prr.glBindFramebuffer(prr.GL_READ_FRAMEBUFFER, self._main_fb_ms)
+            prr.glBindFramebuffer(prr.GL_DRAW_FRAMEBUFFER, self._main_fb)
+            prr.glBlitFramebuffer(0, 0, w, h, 0, 0, w, h, prr.GL_COLOR_BUFFER_BIT, prr.GL_LINEAR)
+            prr.glBindFramebuffer(prr.GL_READ_FRAMEBUFFER, self._main_fb)
+            buf = prr.glReadPixels(0, 0, w, h, prr.GL_RGBA, prr.GL_UNSIGNED_BYTE)
+            return np.flip(np.frombuffer(buf, np.uint8).reshape(h, w, 4), axis=0), None
+
+        prr.Renderer._read_main_framebuffer = read
+        prr.Renderer._ausynth_patched = True
+
+
+class PyrenderRenderer:
+    """Renders :class:`SceneGeometry` to the arrays documented in :meth:`render`."""
+
+    name = "pyrender"
+
+    def __init__(self, size: int, antialias: str = "ssaa2"):
+        if antialias not in _SAMPLES:
+            raise ValueError(f"antialias must be one of {sorted(_SAMPLES)}, got {antialias!r}")
+        self.size, self.k, self.samples = size, _SUPERSAMPLE[antialias], _SAMPLES[antialias]
+        _set_msaa(self.samples)
+        try:
+            self._gl = pyrender.OffscreenRenderer(size * self.k, size * self.k)
+        except Exception as exc:  # missing EGL/Mesa gives many exception types
+            raise RuntimeError(
+                "pyrender could not create a headless OpenGL context. Install the system packages "
+                "(Debian/Ubuntu: libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1, or run scripts/setup.sh) "
+                f"and keep PYOPENGL_PLATFORM=egl. Cause: {exc}") from exc
+        self._materials: dict = {}
+        self._flat = pyrender.MetallicRoughnessMaterial(baseColorFactor=[1.0, 1.0, 1.0, 1.0])
+
+    def close(self) -> None:
+        self._gl.delete()
+
+    def render(self, geom: SceneGeometry) -> dict[str, np.ndarray]:
+        """Render one scene.
+
+        Returns ``rgb`` (H, W, 3) uint8 sRGB plus the labels of
+        :func:`synth.render.labels.pixel_labels` (seg, face_mask, au_regions, depth,
+        landmarks_2d/3d, landmark_visible, landmarks68_2d, face_box).
+        """
+        rgba = self._color_pass(geom)
+        bg = compose.background(geom.spec.background, self.size)
+        rgb = compose.composite(rgba, bg, self.k)
+        ids, depth = self._id_pass(geom)
+        return {"rgb": rgb, **pixel_labels(geom, ids, depth)}
+
+    # ------------------------------------------------------------------ passes
+    def _camera_node(self, scene: pyrender.Scene, geom: SceneGeometry, k: int) -> None:
+        c = geom.camera.scaled(k)
+        cam = pyrender.IntrinsicsCamera(c.fx, c.fy, c.cx, c.cy, znear=5.0, zfar=2000.0)
+        scene.add(cam, pose=c.pose)
+
+    def _color_pass(self, geom: SceneGeometry) -> np.ndarray:
+        scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 0.0], ambient_light=np.full(3, geom.spec.ambient))
+        prims = [pyrender.Primitive(positions=v, normals=n, indices=t, color_0=c, texcoord_0=uv,
+                                    material=self._material(key, geom))
+                 for key, (v, n, t, c, uv) in _merged(geom).items()]
+        scene.add(pyrender.Mesh(prims))
+        for light in geom.spec.lights:
+            self._add_light(scene, light, geom)
+        self._camera_node(scene, geom, self.k)
+        self._resize(self.size * self.k)
+        color, _ = self._gl.render(scene, flags=pyrender.RenderFlags.RGBA | _NO_DEPTH)
+        return color
+
+    def _id_pass(self, geom: SceneGeometry) -> tuple[np.ndarray, np.ndarray]:
+        scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 0.0], ambient_light=np.zeros(3))
+        pos, col, offset = [], [], 0
+        for part in geom.parts:
+            m = geom.frames[part.node]
+            v = part.vertices[part.triangles].reshape(-1, 3) @ m[:3, :3].T + m[:3, 3]
+            pos.append(v.astype(np.float32))
+            col.append(np.repeat(id_colors(len(part.triangles), offset), 3, axis=0))
+            offset += len(part.triangles)
+        prim = pyrender.Primitive(positions=np.concatenate(pos), color_0=np.concatenate(col), material=self._flat)
+        scene.add(pyrender.Mesh([prim]))
+        self._camera_node(scene, geom, 1)
+        self._resize(self.size)
+        rgb, depth = self._gl.render(scene, flags=pyrender.RenderFlags.FLAT)
+        return decode_ids(rgb), depth
+
+    def _resize(self, side: int) -> None:
+        if self._gl.viewport_width != side:
+            self._gl.viewport_width = self._gl.viewport_height = side
+
+    def _material(self, key: tuple, geom: SceneGeometry) -> pyrender.Material:
+        texture, roughness = key
+        if texture:
+            mkey = ("face", id(geom.identity.texture), roughness)
+            if mkey not in self._materials:
+                if len(self._materials) > 64:
+                    self._materials.clear()
+                tex = pyrender.Texture(source=geom.identity.texture, source_channels="RGB")
+                self._materials[mkey] = pyrender.MetallicRoughnessMaterial(
+                    baseColorTexture=tex, baseColorFactor=[1.0, 1.0, 1.0, 1.0],
+                    metallicFactor=0.0, roughnessFactor=roughness)
+            return self._materials[mkey]
+        mkey = ("plain", roughness)
+        if mkey not in self._materials:
+            self._materials[mkey] = pyrender.MetallicRoughnessMaterial(
+                baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=0.0, roughnessFactor=roughness)
+        return self._materials[mkey]
+
+    @staticmethod
+    def _add_light(scene: pyrender.Scene, light: dict, geom: SceneGeometry) -> None:
+        d = compose.light_direction(light["azimuth"], light["elevation"])
+        # pyrender lights shine along their node's -z: build a frame whose +z points at the light
+        z = d / np.linalg.norm(d)
+        x = np.cross([0.0, 1.0, 0.0], z)
+        x = x / np.linalg.norm(x) if np.linalg.norm(x) > 1e-6 else np.array([1.0, 0.0, 0.0])
+        pose = np.eye(4)
+        pose[:3, :3] = np.stack([x, np.cross(z, x), z], 1)
+        color = compose.kelvin_rgb(light["kelvin"])
+        scene.add(pyrender.DirectionalLight(color=color, intensity=light["intensity"]), pose=pose)
+
+
+def _merged(geom: SceneGeometry) -> dict[tuple, tuple]:
+    """Parts grouped by material, in world space: fewer draw calls and primitive uploads.
+
+    Returns ``{(texture, roughness): (positions, normals, indices, colors, uv)}``.
+    """
+    groups: dict[tuple, list] = {}
+    for p in geom.parts:
+        groups.setdefault((p.texture, p.roughness), []).append(p)
+    out = {}
+    for key, plist in groups.items():
+        pos, nrm, idx, col, uv, base = [], [], [], [], [], 0
+        for p in plist:
+            m = geom.frames[p.node]
+            pos.append(p.vertices @ m[:3, :3].T + m[:3, 3])
+            nrm.append(p.normals @ m[:3, :3].T)
+            idx.append(p.triangles + base)
+            if p.colors is not None:
+                col.append(p.colors)
+            if p.uv is not None:
+                uv.append(p.uv)
+            base += len(p.vertices)
+        out[key] = (np.concatenate(pos).astype(np.float32), np.concatenate(nrm).astype(np.float32),
+                    np.concatenate(idx).astype(np.uint32),
+                    np.concatenate(col).astype(np.float32) if col else None,
+                    np.concatenate(uv).astype(np.float32) if uv else None)
+    return out

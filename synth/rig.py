@@ -1,0 +1,188 @@
+"""The renderable head rig: subdivided face + skull, eyeballs, mouth interior, neck.
+
+``HeadRig`` is built once per process from :func:`aukit.basis.load_basis`. ``prepare``
+precomputes an identity's static geometry; ``pose`` deforms it for one AU vector and gaze
+and returns :class:`Part` meshes in the head frame (cm). Everything is numpy; rendering
+backends turn parts into their own scene objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import least_squares
+
+from aukit import landmarks as lmk
+from aukit.basis import FaceBasis, load_basis
+from synth import parts
+from synth.head import build_loft, orient_outward
+from synth.subdivide import loop_subdivision
+
+MOVE_THRESHOLD_CM = 0.05   # a vertex belongs to an AU's region if the AU moves it this much
+
+
+@dataclass(frozen=True)
+class Part:
+    """One mesh to render. ``node`` says which rigid frame it rides in ("head" or "neck").
+
+    ``colors``: (N, 3) float32 linear RGB in [0, 1] or None; ``uv``: (N, 2) texture coords
+    for ``texture`` (the identity's face texture) or None. ``seg``: segmentation class id.
+    """
+
+    name: str
+    vertices: np.ndarray
+    triangles: np.ndarray
+    normals: np.ndarray
+    seg: int
+    node: str = "head"
+    colors: np.ndarray | None = None
+    uv: np.ndarray | None = None
+    texture: str | None = None
+    roughness: float = 0.7
+    tri_regions: np.ndarray | None = None   # (T,) uint32 AU-region bitmask per triangle
+
+
+SEG_CLASSES = {"background": 0, "face": 1, "eyes": 2, "mouth": 3, "head": 4, "neck": 5, "occluder": 6}
+
+
+@dataclass
+class IdentityGeometry:
+    """Per-identity static data derived from shape coefficients (cached by the caller)."""
+
+    base: np.ndarray                 # (Vf, 3) fine vertices, neutral expression
+    eye_centers: np.ndarray          # (2, 3) right, left
+    hair: np.ndarray                 # (Vf,) hair coverage in [0, 1] (loft vertices)
+    extras: dict = field(default_factory=dict)
+
+
+class HeadRig:
+    """Face + skull mesh with subdivided AU fields, and the parts that go with it."""
+
+    def __init__(self, basis: FaceBasis | None = None, subdivisions: int = 1):
+        self.basis = basis or load_basis()
+        b = self.basis
+        self.loft = build_loft(b.neutral)
+        coarse = np.concatenate([b.neutral, self.loft.vertices])
+        face_tris = orient_outward(b.triangles, coarse)
+        self.n_face_tris_coarse = len(face_tris)
+        tris = np.concatenate([face_tris, self.loft.triangles])
+        self.subdiv = loop_subdivision(tris, len(coarse), subdivisions)
+        s = self.subdiv.matrix
+        ext = self.loft.extend
+        self.neutral = np.asarray(s @ coarse, dtype=np.float64)
+        self.au_fields = np.stack([s @ (ext @ f) for f in b.au_fields]).astype(np.float32)
+        self.shape_fields = np.stack([s @ (ext @ f) for f in b.shape_fields]).astype(np.float32)
+        self.triangles = self.subdiv.triangles.astype(np.int64)
+        parent = np.arange(len(self.triangles)) % len(tris)
+        self.is_face_tri = parent < len(face_tris)
+        self.jaw_weight = np.asarray(s @ np.concatenate([b.jaw_weight, np.zeros(len(self.loft.vertices))]))
+        loft_w = np.zeros(len(coarse))
+        loft_w[478:] = 1.0
+        self.loft_weight = np.asarray(s @ loft_w)
+        self.loft_dir = np.asarray(s @ np.concatenate([np.zeros((478, 3)), self.loft.direction]))
+        self.loft_t = np.asarray(s @ np.concatenate([np.zeros(478), self.loft.t]))
+        canon = np.concatenate([b.neutral[:, :2], np.zeros((len(self.loft.vertices), 2))])
+        self.face_uv = np.asarray(s @ canon)
+        self.face_uv = (self.face_uv - [-8.5, -10.0]) / [17.0, 19.0]
+        self._incidence = _incidence(self.triangles, len(self.neutral))
+        self._eye_tpl = parts.eyeball()
+        self._neck = parts.neck()
+
+    # ------------------------------------------------------------------ identity
+    def prepare(self, shape: np.ndarray, hair_thickness: float = 0.0,
+                hair: np.ndarray | None = None) -> IdentityGeometry:
+        """Static fine geometry for shape coefficients (and hair volume on the skull)."""
+        base = self.neutral + np.tensordot(np.asarray(shape, np.float32), self.shape_fields, axes=1)
+        hair = np.zeros(len(base)) if hair is None else hair
+        if hair_thickness > 0:
+            base = base + (hair_thickness * hair)[:, None] * self.loft_dir
+        centers = np.stack([_fit_eye_center(base, lmk.R_UPPER_LID + lmk.R_LOWER_LID[1:-1]),
+                            _fit_eye_center(base, lmk.L_UPPER_LID + lmk.L_LOWER_LID[1:-1])])
+        return IdentityGeometry(base=base, eye_centers=centers, hair=hair)
+
+    # ------------------------------------------------------------------ posing
+    def deform(self, ident: IdentityGeometry, aus: np.ndarray) -> np.ndarray:
+        """Fine skin vertices ``(Vf, 3)`` for rig AU intensities (FACS 0-5)."""
+        aus = np.asarray(aus, np.float32)
+        active = np.flatnonzero(aus > 0)
+        v = ident.base.copy()
+        if len(active):
+            v += np.tensordot(aus[active], self.au_fields[active], axes=1)
+        return _eyelid_collision(v, ident.eye_centers, self.loft_weight)
+
+    def normals(self, vertices: np.ndarray) -> np.ndarray:
+        v = vertices[self.triangles]
+        fn = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
+        n = self._incidence @ fn
+        return (n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+    def region_bits(self, aus: np.ndarray) -> np.ndarray:
+        """(T,) uint32: bit k set on triangles that ``RIG_AUS[k]`` moves by > 0.5 mm."""
+        aus = np.asarray(aus, np.float32)
+        bits = np.zeros(len(self.neutral), np.uint32)
+        for k in np.flatnonzero(aus > 0):
+            moved = np.linalg.norm(self.au_fields[k], axis=1) * aus[k] > MOVE_THRESHOLD_CM
+            bits[moved] |= np.uint32(1 << int(k))
+        t = self.triangles
+        return bits[t[:, 0]] | bits[t[:, 1]] | bits[t[:, 2]]
+
+    def eyes(self, ident: IdentityGeometry, gaze_deg: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+        """Eyeball vertices (2, N, 3) and the 10 iris landmarks (10, 3) for a gaze.
+
+        ``gaze_deg`` = (yaw, pitch): positive yaw looks towards +x, positive pitch up.
+        Iris landmark order per eye: centre, then +x, +y, -x, -y rim points.
+        """
+        unit, _, _ = self._eye_tpl
+        rot = _rot_y(np.radians(gaze_deg[0])) @ _rot_x(-np.radians(gaze_deg[1]))
+        eye_v, iris = [], []
+        rim = np.radians(np.degrees(np.arcsin(parts.IRIS_RADIUS / parts.EYE_RADIUS)))
+        pts = np.array([[0, 0, 1], [np.sin(rim), 0, np.cos(rim)], [0, np.sin(rim), np.cos(rim)],
+                        [-np.sin(rim), 0, np.cos(rim)], [0, -np.sin(rim), np.cos(rim)]])
+        for c in ident.eye_centers:
+            eye_v.append(c + parts.EYE_RADIUS * unit @ rot.T)
+            iris.append(c + parts.EYE_RADIUS * pts @ rot.T)
+        return np.stack(eye_v), np.concatenate(iris)
+
+    def landmarks(self, skin: np.ndarray, iris: np.ndarray) -> np.ndarray:
+        """The 478 landmarks (cm, head frame): subdivided surface points + iris points."""
+        out = skin[:478].copy()
+        out[lmk.N_FACE:] = iris
+        return out
+
+
+def _incidence(triangles: np.ndarray, n: int) -> sp.csr_matrix:
+    rows = triangles.ravel()
+    cols = np.repeat(np.arange(len(triangles)), 3)
+    return sp.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, len(triangles))).tocsr()
+
+
+def _fit_eye_center(v: np.ndarray, contour: tuple[int, ...]) -> np.ndarray:
+    """Eyeball centre such that the lid margin lies on the eyeball (radius EYE_RADIUS)."""
+    pts = v[list(contour)]
+    start = pts.mean(0) - np.array([0.0, 0.0, parts.EYE_RADIUS * 0.8])
+    res = least_squares(lambda c: np.linalg.norm(pts - c, axis=1) - parts.EYE_RADIUS, start)
+    return res.x - np.array([0.0, 0.0, 0.03])
+
+
+def _eyelid_collision(v: np.ndarray, centers: np.ndarray, loft_weight: np.ndarray) -> np.ndarray:
+    """Push skin vertices that sink into an eyeball back onto its surface (lids slide over)."""
+    r = parts.EYE_RADIUS + 0.04
+    for c in centers:
+        d = v - c
+        dist = np.linalg.norm(d, axis=1)
+        inside = (dist < r) & (loft_weight < 0.5)
+        if inside.any():
+            v[inside] = c + d[inside] * (r / np.maximum(dist[inside], 1e-6))[:, None]
+    return v
+
+
+def _rot_x(t: float) -> np.ndarray:
+    c, s = np.cos(t), np.sin(t)
+    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+
+def _rot_y(t: float) -> np.ndarray:
+    c, s = np.cos(t), np.sin(t)
+    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])

@@ -1,0 +1,165 @@
+"""From a scene spec to renderable geometry: backend-agnostic, numpy only.
+
+:func:`build_scene` turns (spec, rig, identity) into :class:`SceneGeometry`: parts in their
+rigid frames, the framed camera, lights, world-space landmarks and AU region bits. Both
+backends render the same ``SceneGeometry``, so labels share one definition.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from aukit import landmarks as lmk
+from aukit.aus import au_vector
+from aukit.schema import SceneSpec
+from synth import parts
+from synth.camera import Camera, framed_camera, head_matrix
+from synth.identity import Identity, hair_coverage, procedural_identity
+from synth.rig import SEG_CLASSES, HeadRig, IdentityGeometry, Part
+
+SCLERA = np.array([0.80, 0.76, 0.72])
+
+
+@dataclass(frozen=True)
+class SceneGeometry:
+    """Everything a backend draws. ``frames`` maps a part's ``node`` to its 4x4 world pose."""
+
+    spec: SceneSpec
+    parts: tuple[Part, ...]
+    frames: dict[str, np.ndarray]
+    camera: Camera
+    landmarks_world: np.ndarray      # (478, 3) cm
+    identity: Identity
+
+
+class IdentityCache:
+    """LRU cache of identities and their rig geometry (building one costs ~0.2 s)."""
+
+    def __init__(self, rig: HeadRig, capacity: int = 256):
+        self.rig, self.capacity = rig, capacity
+        self._items: OrderedDict[int, tuple[Identity, IdentityGeometry]] = OrderedDict()
+
+    def get(self, spec: dict) -> tuple[Identity, IdentityGeometry]:
+        if spec.get("kind") != "procedural":
+            raise ValueError(f"unsupported identity kind {spec.get('kind')!r}")
+        key = int(spec["seed"])
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        rig = self.rig
+        ident = procedural_identity(key, rig.basis.neutral, len(rig.basis.shape_names))
+        hair = hair_coverage(ident.style, rig.loft_dir, rig.loft_t, rig.loft_weight)
+        geo = rig.prepare(ident.shape, ident.style.thickness, hair)
+        geo.extras["interior"] = _interior_template(geo)
+        self._items[key] = (ident, geo)
+        if len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+        return ident, geo
+
+
+def build_scene(spec: SceneSpec, rig: HeadRig, cache: IdentityCache) -> SceneGeometry:
+    """Deform, dress and frame the head of ``spec``."""
+    ident, geo = cache.get(spec.identity)
+    aus = au_vector(spec.aus)
+    skin = rig.deform(geo, aus)
+    normals = rig.normals(skin)
+    eyes_v, iris = rig.eyes(geo, (spec.gaze["yaw"], spec.gaze["pitch"]))
+    head = head_matrix(spec.pose)
+    lm_head = rig.landmarks(skin, iris)
+    lm_world = lm_head @ head[:3, :3].T + head[:3, 3]
+    cam = framed_camera(lm_world, spec.camera["distance_cm"], spec.image_size, tuple(spec.camera["jitter"]))
+    bits = rig.region_bits(aus)
+    all_parts = [*_skin_parts(rig, ident, geo, skin, normals, bits),
+                 *_eye_parts(rig, ident, eyes_v, geo, bits),
+                 *_mouth_parts(rig, geo, aus, bits, skin),
+                 _neck_part(rig, ident)]
+    frames = {"head": head, "neck": head_matrix(spec.pose, 0.5)}
+    return SceneGeometry(spec, tuple(all_parts), frames, cam, lm_world, ident)
+
+
+def _skin_parts(rig, ident, geo, skin, normals, bits):
+    tris = rig.triangles
+    face = rig.is_face_tri
+    mix = np.clip((geo.hair - 0.3) / 0.4, 0, 1)[:, None]
+    colors = ident.skin * (1 - mix) + ident.hair * mix
+    return [
+        Part("face", skin, tris[face], normals, SEG_CLASSES["face"], uv=rig.face_uv,
+             texture="face", roughness=0.62, tri_regions=bits[face]),
+        Part("head", skin, tris[~face], normals, SEG_CLASSES["head"], colors=colors.astype(np.float32),
+             roughness=0.75, tri_regions=np.zeros((~face).sum(), np.uint32)),
+    ]
+
+
+def _rim_bits(bits_tri: np.ndarray, rig: HeadRig, ring: tuple[int, ...]) -> np.uint32:
+    """AU bits of the triangles touching a hole's rim: the hole's interior inherits them."""
+    touch = np.isin(rig.triangles, np.array(ring)).any(axis=1)
+    return np.bitwise_or.reduce(bits_tri[touch]) if touch.any() else np.uint32(0)
+
+
+def _eye_parts(rig, ident, eyes_v, geo, bits):
+    unit, tris, angle = rig._eye_tpl
+    col = parts.eye_colors(angle, ident.eye, SCLERA).astype(np.float32)
+    out = []
+    for k, (ev, ring) in enumerate(zip(eyes_v, (lmk.R_UPPER_LID + lmk.R_LOWER_LID,
+                                                 lmk.L_UPPER_LID + lmk.L_LOWER_LID))):
+        n = (ev - geo.eye_centers[k]) / parts.EYE_RADIUS
+        rb = _rim_bits(bits, rig, ring)
+        out.append(Part(f"eye_{'rl'[k]}", ev, tris, n.astype(np.float32), SEG_CLASSES["eyes"],
+                        colors=col, roughness=0.15, tri_regions=np.full(len(tris), rb, np.uint32)))
+    return out
+
+
+def _interior_template(geo: IdentityGeometry) -> dict:
+    """Mouth interior meshes for an identity, placed from its closed-lip geometry."""
+    v = geo.base
+    lip_y = float(v[[13, 14], 1].mean())
+    front_z = float(v[[13, 14], 2].mean())
+    width = float(abs(v[78, 0] - v[308, 0]))
+    items = {}
+    uv_, ut, us = parts.teeth(True, lip_y, front_z)
+    lv, lt, ls = parts.teeth(False, lip_y, front_z)
+    cav_v, cav_t = parts.ellipsoid([0, lip_y - 0.4, front_z - 2.2], [width * 0.55, 1.9, 2.0], inward=True)
+    tg_v, tg_t = parts.ellipsoid([0, lip_y - 1.25, front_z - 2.0], [width * 0.42, 0.55, 1.9])
+    jaw_cav = np.clip((lip_y - 0.3 - cav_v[:, 1]) / 1.0, 0, 1)
+    items["upper_teeth"] = (uv_, ut, us, np.zeros(len(uv_)))
+    items["lower_teeth"] = (lv, lt, ls, np.ones(len(lv)))
+    items["cavity"] = (cav_v, cav_t, np.ones(len(cav_v)), jaw_cav)
+    items["tongue"] = (tg_v, tg_t, np.ones(len(tg_v)), np.ones(len(tg_v)))
+    return items
+
+
+def _mouth_parts(rig, geo, aus, bits, skin):
+    jaw = rig.basis.jaw_transform(aus)
+    rb = _rim_bits(bits, rig, lmk.INNER_UPPER_LIP + lmk.INNER_LOWER_LIP)
+    colors = {"upper_teeth": [0.80, 0.76, 0.66], "lower_teeth": [0.78, 0.74, 0.64],
+              "cavity": [0.10, 0.025, 0.025], "tongue": [0.45, 0.13, 0.12]}
+    out = []
+    for name, (v, t, shade, w) in geo.extras["interior"].items():
+        moved = v @ jaw[:3, :3].T + jaw[:3, 3]
+        v2 = v * (1 - w[:, None]) + moved * w[:, None]
+        n = _normals(v2, t)
+        c = (np.asarray(colors[name]) * shade[:, None]).astype(np.float32)
+        tris = np.concatenate([t, t[:, [0, 2, 1]]]) if "teeth" in name else t
+        out.append(Part(name, v2, tris, n, SEG_CLASSES["mouth"], colors=c,
+                        roughness=0.35 if "teeth" in name else 0.8,
+                        tri_regions=np.full(len(tris), rb, np.uint32)))
+    return out
+
+
+def _neck_part(rig, ident):
+    v, t, _ = rig._neck
+    c = np.tile((ident.skin * 0.85).astype(np.float32), (len(v), 1))
+    return Part("neck", v, t, _normals(v, t), SEG_CLASSES["neck"], node="neck", colors=c,
+                roughness=0.8, tri_regions=np.zeros(len(t), np.uint32))
+
+
+def _normals(v: np.ndarray, t: np.ndarray) -> np.ndarray:
+    fn = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
+    n = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(n, t[:, k], fn)
+    return (n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
