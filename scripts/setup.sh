@@ -30,7 +30,7 @@ if [ ! -f "$VENV/.complete" ]; then
   echo "setup: creating $VENV (first run takes a few minutes)" >&2
   rm -rf "$VENV"
   "$PY" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade "pip==25.3" >&2
+  "$VENV/bin/pip" install -q --upgrade "pip==26.3" >&2
   "$VENV/bin/pip" install -q -r requirements.lock >&2
   # These two pin ancient torch/Pillow in their metadata but work with ours.
   "$VENV/bin/pip" install -q --no-deps -r requirements-nodeps.txt >&2
