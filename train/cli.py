@@ -12,6 +12,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,8 +106,9 @@ def main(args: argparse.Namespace) -> int:
     finally:
         ddp.shutdown()
     state = "interrupted" if result.interrupted else "stopped"
-    print(f"ausynth train: {state} at step {result.step}/{result.total_steps}; "
-          f"run directory {result.run_dir}", file=sys.stderr)
+    if int(os.environ.get("RANK", "0")) == 0:
+            print(f"ausynth train: {state} at step {result.step}/{result.total_steps}; "
+              f"run directory {result.run_dir}", file=sys.stderr)
     return 130 if result.interrupted else 0
 
 

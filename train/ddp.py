@@ -68,6 +68,10 @@ def active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def world_size() -> int:
+    return dist.get_world_size() if active() else 1
+
+
 def broadcast_params(module: torch.nn.Module) -> None:
     """Copy rank 0's parameters and buffers to every rank."""
     if active():

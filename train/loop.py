@@ -84,6 +84,9 @@ def generator_step(nets: Nets, cfg: TrainConfig, real: torch.Tensor, out: GenOut
     """One generator update; ``out`` = ``G(real | target)`` with its graph."""
     target = batch.target.to(device, non_blocking=True)
     real_aus = batch.real.to(device, non_blocking=True)
+    # The official TV term is a *sum* over the batch. Each rank sums its share only and
+    # gradients are averaged over ranks, so scale by the world size to get the global sum.
+    lambda_tv = cfg.loss.lambda_tv * ddp.world_size()
     nets.critic.requires_grad_(False)
     try:
         realism, aus = nets.critic(out.image)
@@ -91,7 +94,7 @@ def generator_step(nets: Nets, cfg: TrainConfig, real: torch.Tensor, out: GenOut
         loss, terms = generator_loss(
             realism, aus, target, cycle.image, real, out.attention, cycle.attention,
             lambda_cond=lambda_cond, lambda_cyc=cfg.loss.lambda_cyc,
-            lambda_mask=cfg.loss.lambda_mask, lambda_tv=cfg.loss.lambda_tv)
+            lambda_mask=cfg.loss.lambda_mask, lambda_tv=lambda_tv)
         _optimize(nets.opt_g, loss, nets.gen)
     finally:
         nets.critic.requires_grad_(True)
