@@ -115,7 +115,10 @@ def _build(res: Path, recipes: dict[str, Any]) -> FaceBasis:
         pls["mean_aligned_mesh"][:468].astype(np.float64), _canonical_model(res))
     to_cm = lambda p: (scale * (rot @ p.T)).T + trans  # noqa: E731 - tiny local map
     raw = to_cm(pls["intercept"].reshape(3, 478).T.astype(np.float64))
+    # mirror pairs from MediaPipe's exactly symmetric canonical model (the PLS mesh is not
+    # symmetric enough near the mouth corners); irises from the PLS mesh itself
     mirror = meshops.mirror_map(raw)
+    mirror[:468] = meshops.mirror_map(_canonical_model(res), tol=0.01)
     flip = np.array([-1.0, 1.0, 1.0])
     neutral = 0.5 * (raw + raw[mirror] * flip)
     coef = pls["coef"].reshape(23, 3, 478).transpose(0, 2, 1).astype(np.float64)
@@ -125,6 +128,8 @@ def _build(res: Path, recipes: dict[str, Any]) -> FaceBasis:
     ctx = _Context(neutral, triangles, mirror, pls_fields, list(pls["au_columns"]),
                    recipes.get("defaults", {}))
     neutral = neutral + ctx.lip_closure()
+    ctx.vertices = neutral
+    neutral = neutral + ctx.lid_relax()
     ctx.vertices = neutral
     jaw_w = ctx.jaw_weight()
     au_fields, sources, jaw_deg = [], {}, {}
@@ -185,6 +190,8 @@ class _Context:
         vals = np.concatenate([moves, np.zeros((len(zero), moves.shape[1]))])
         out = np.zeros((478, moves.shape[1]))
         out[:468] = meshops.smooth_fill(self.lap, ids, vals)
+        if out.shape[1] == 3:  # the tessellation is not exactly symmetric: symmetrise the result
+            out = 0.5 * (out + out[self.mirror] * np.array([-1.0, 1.0, 1.0]))
         return out
 
     def _handle_moves(self, handles: list[dict[str, Any]], pls_row: np.ndarray | None,
@@ -248,6 +255,14 @@ class _Context:
         moves = np.concatenate([mid - self.vertices[up], mid - self.vertices[lo]])
         return self._fill(ids, moves, {"support": 2.0, "pin": ["FACE_OVAL"]})
 
+    def lid_relax(self, drop: float = 0.10) -> np.ndarray:
+        """Lower the (mean-expression) upper lids so a neutral face covers the iris top."""
+        rec = {"support": 1.2, "pin": ["FACE_OVAL", "R_LOWER_LID", "R_BROW_UPPER", "R_BROW_LOWER"],
+               "handles": [{"ids": list(lmk.R_UPPER_LID[1:-1]), "move": [0.0, -drop, 0.0]},
+                           {"ids": [247, 30, 29, 27, 28, 56, 190], "move": [0.0, -drop / 2, 0.0]}]}
+        ids, moves = self._handle_moves(rec["handles"], None, 1.0)
+        return self._fill(ids, moves, rec)
+
     def jaw_weight(self) -> np.ndarray:
         """1 on the mandible (lower lip, chin, jaw line), 0 on the upper face, smooth between."""
         v = self.vertices
@@ -271,9 +286,9 @@ class _Context:
             w = _select_weight(self.vertices, rec.get("select", "all"))
             out = w[:, None] * (self.vertices - np.asarray(sa["center"])) * np.asarray(sa["factor"])
             out[468:] = 0.0
-            return out
+            return _seal_lips(out)
         ids, moves = self._handle_moves(rec["handles"], None, 1.0)
-        return self._fill(ids, moves, rec)
+        return _seal_lips(self._fill(ids, moves, rec))
 
 
 def _seal_lips(field: np.ndarray) -> np.ndarray:

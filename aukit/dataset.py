@@ -87,7 +87,7 @@ class SafeAUUnpickler(pickle.Unpickler):
 
     _ALLOWED = {
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
     }
 
     def find_class(self, module: str, name: str) -> Any:
@@ -96,6 +96,8 @@ class SafeAUUnpickler(pickle.Unpickler):
                                "strings and float arrays are allowed")
         if name == "dtype":
             return _float_dtype
+        if name == "encode":  # protocol-2 pickles written by Python 3 wrap raw bytes this way
+            return _latin1_bytes
         if name == "_reconstruct":
             return _reconstruct
         return np.ndarray
@@ -105,6 +107,12 @@ def _float_dtype(spec: Any, *args: Any) -> np.dtype:
     if not isinstance(spec, str) or spec.lstrip("<>=|") not in ("f2", "f4", "f8"):
         raise DatasetError(f"AU pickle holds a non-float dtype {spec!r}")
     return np.dtype(spec)
+
+
+def _latin1_bytes(text: Any, encoding: str = "latin1") -> bytes:
+    if not isinstance(text, str) or encoding != "latin1":
+        raise DatasetError("AU pickle uses _codecs.encode for something other than latin-1 bytes")
+    return text.encode("latin1")
 
 
 def _reconstruct(cls: Any, shape: Any, typecode: Any) -> np.ndarray:
@@ -150,7 +158,7 @@ def write_au_tables(root: Path, table: dict[str, np.ndarray]) -> None:
     for key, row in rows.items():
         w.writerow([key, *(repr(float(x)) for x in row)])
     atomic.write_text(root / AU_CSV, buf.getvalue())
-    atomic.write_bytes(root / AU_PKL, pickle.dumps(rows, protocol=2))
+    atomic.write_bytes(root / AU_PKL, pickle.dumps(rows, protocol=4))
 
 
 def read_au_csv(path: Path) -> dict[str, np.ndarray]:

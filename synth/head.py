@@ -88,11 +88,18 @@ def build_loft(neutral: np.ndarray) -> Loft:
     return Loft(np.array(verts), tris, ext, np.array(dirs), np.array(ts))
 
 
-def orient_outward(tris: np.ndarray, verts: np.ndarray) -> np.ndarray:
-    """Flip triangles whose normal points towards the skull centre (all head parts are convex-ish)."""
+def orient_outward(tris: np.ndarray, verts: np.ndarray, per_triangle: bool = True) -> np.ndarray:
+    """Wind triangles so normals point away from the skull centre.
+
+    ``per_triangle=False`` keeps a consistently wound mesh (the MediaPipe face) intact and
+    only flips it as a whole if most triangles face inwards: the lips' inner surfaces face
+    the centre legitimately and must not be flipped one by one.
+    """
     v = verts[tris]
     normal = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
     inward = np.einsum("ij,ij->i", normal, v.mean(1) - SKULL_CENTER) < 0
+    if not per_triangle:
+        inward[:] = inward.mean() > 0.5
     out = tris.copy()
     out[inward] = out[inward][:, [0, 2, 1]]
     return out

@@ -6,6 +6,8 @@ Each builder returns ``(vertices (N, 3) float64, triangles (T, 3) int64, extra)`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 EYE_RADIUS = 1.2          # cm, adult eyeball
@@ -73,20 +75,35 @@ def _strip(xs: np.ndarray, z_of_x, y_top: float, y_bot: float) -> tuple[np.ndarr
     return verts, np.array(tris, dtype=np.int64)
 
 
-def teeth(upper: bool, lip_y: float, front_z: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Upper or lower dental arch as a band with darker gaps between teeth.
+@dataclass(frozen=True)
+class Arch:
+    """A dental arch: front surface ``z(x) = z0 - curvature * x^2`` between ``y_bottom`` and
+    ``y_top`` (cm, mouth rest frame), for ``|x| <= half_width``."""
 
-    ``lip_y``/``front_z``: where the closed lips meet and the inner lips' depth (cm).
+    z0: float
+    curvature: float
+    y_top: float
+    y_bottom: float
+    half_width: float = 2.2
+
+    def z(self, x: np.ndarray) -> np.ndarray:
+        return self.z0 - self.curvature * np.asarray(x) ** 2
+
+
+def arches(lip_y: float, front_z: float) -> tuple[Arch, Arch]:
+    """Upper and lower arches behind closed lips meeting at ``lip_y`` with inner-lip depth ``front_z``."""
+    return (Arch(front_z - 0.55, 0.32, lip_y + 1.0, lip_y - 0.12),
+            Arch(front_z - 0.72, 0.32, lip_y - 0.05, lip_y - 1.0))
+
+
+def teeth(arch: Arch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dental arch as a band with darker gaps between teeth.
+
     Returns vertices, triangles and a per-vertex brightness factor (gaps are darker).
     """
-    edges = np.array([0.0, 0.43, 0.80, 1.12, 1.40, 1.66, 1.92, 2.20])
+    edges = np.array([0.0, 0.43, 0.80, 1.12, 1.40, 1.66, 1.92, arch.half_width])
     xs = np.unique(np.concatenate([-edges, edges, -(edges[:-1] + edges[1:]) / 2, (edges[:-1] + edges[1:]) / 2]))
-    z0 = front_z - (0.45 if upper else 0.62)
-    arch = lambda x: z0 - 0.30 * x ** 2  # noqa: E731
-    if upper:
-        verts, tris = _strip(xs, arch, lip_y + 1.0, lip_y - 0.12)
-    else:
-        verts, tris = _strip(xs, arch, lip_y - 0.05, lip_y - 1.0)
+    verts, tris = _strip(xs, arch.z, arch.y_top, arch.y_bottom)
     is_gap = np.isin(np.round(np.abs(xs), 3), np.round(edges[1:], 3))
     shade = np.where(np.concatenate([is_gap, is_gap]), 0.55, 1.0)
     return verts, tris, shade

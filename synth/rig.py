@@ -54,7 +54,8 @@ class IdentityGeometry:
     base: np.ndarray                 # (Vf, 3) fine vertices, neutral expression
     eye_centers: np.ndarray          # (2, 3) right, left
     hair: np.ndarray                 # (Vf,) hair coverage in [0, 1] (loft vertices)
-    extras: dict = field(default_factory=dict)
+    arches: tuple[parts.Arch, parts.Arch]
+    interior: dict = field(default_factory=dict)   # name -> (verts, tris, shade, jaw weight)
 
 
 class HeadRig:
@@ -65,7 +66,7 @@ class HeadRig:
         b = self.basis
         self.loft = build_loft(b.neutral)
         coarse = np.concatenate([b.neutral, self.loft.vertices])
-        face_tris = orient_outward(b.triangles, coarse)
+        face_tris = orient_outward(b.triangles, coarse, per_triangle=False)
         self.n_face_tris_coarse = len(face_tris)
         tris = np.concatenate([face_tris, self.loft.triangles])
         self.subdiv = loop_subdivision(tris, len(coarse), subdivisions)
@@ -87,6 +88,10 @@ class HeadRig:
         self.face_uv = np.asarray(s @ canon)
         self.face_uv = (self.face_uv - [-8.5, -10.0]) / [17.0, 19.0]
         self._incidence = _incidence(self.triangles, len(self.neutral))
+        # skin that may slide over the teeth: face vertices within 4 cm of the mouth centre
+        mouth = self.neutral[[13, 14]].mean(0)
+        self._lip_zone = np.flatnonzero((np.linalg.norm(self.neutral - mouth, axis=1) < 4.0)
+                                        & (self.loft_weight < 0.5))
         self._eye_tpl = parts.eyeball()
         self._neck = parts.neck()
 
@@ -100,17 +105,23 @@ class HeadRig:
             base = base + (hair_thickness * hair)[:, None] * self.loft_dir
         centers = np.stack([_fit_eye_center(base, lmk.R_UPPER_LID + lmk.R_LOWER_LID[1:-1]),
                             _fit_eye_center(base, lmk.L_UPPER_LID + lmk.L_LOWER_LID[1:-1])])
-        return IdentityGeometry(base=base, eye_centers=centers, hair=hair)
+        lip_y, front_z = float(base[[13, 14], 1].mean()), float(base[[13, 14], 2].mean())
+        arches = parts.arches(lip_y, front_z)
+        width = float(abs(base[78, 0] - base[308, 0]))
+        return IdentityGeometry(base=base, eye_centers=centers, hair=hair, arches=arches,
+                                interior=_interior(arches, lip_y, front_z, width))
 
     # ------------------------------------------------------------------ posing
     def deform(self, ident: IdentityGeometry, aus: np.ndarray) -> np.ndarray:
         """Fine skin vertices ``(Vf, 3)`` for rig AU intensities (FACS 0-5)."""
-        aus = np.asarray(aus, np.float32)
-        active = np.flatnonzero(aus > 0)
+        aus32 = np.asarray(aus, np.float32)
+        active = np.flatnonzero(aus32 > 0)
         v = ident.base.copy()
         if len(active):
-            v += np.tensordot(aus[active], self.au_fields[active], axes=1)
-        return _eyelid_collision(v, ident.eye_centers, self.loft_weight)
+            v += np.tensordot(aus32[active], self.au_fields[active], axes=1)
+        v = _eyelid_collision(v, ident.eye_centers, self.loft_weight)
+        return _lip_collision(v, ident.arches, self.basis.jaw_transform(np.asarray(aus, np.float64)),
+                              self.jaw_weight, self._lip_zone)
 
     def normals(self, vertices: np.ndarray) -> np.ndarray:
         v = vertices[self.triangles]
@@ -168,13 +179,50 @@ def _fit_eye_center(v: np.ndarray, contour: tuple[int, ...]) -> np.ndarray:
 
 def _eyelid_collision(v: np.ndarray, centers: np.ndarray, loft_weight: np.ndarray) -> np.ndarray:
     """Push skin vertices that sink into an eyeball back onto its surface (lids slide over)."""
-    r = parts.EYE_RADIUS + 0.04
+    r = parts.EYE_RADIUS + 0.10   # eyelid thickness; also covers chords of large triangles
     for c in centers:
         d = v - c
         dist = np.linalg.norm(d, axis=1)
         inside = (dist < r) & (loft_weight < 0.5)
         if inside.any():
             v[inside] = c + d[inside] * (r / np.maximum(dist[inside], 1e-6))[:, None]
+    return v
+
+
+def _interior(arches, lip_y: float, front_z: float, width: float) -> dict:
+    """Mouth interior meshes (teeth, tongue, cavity) with per-vertex jaw weights."""
+    upper, lower = arches
+    uv_, ut, us = parts.teeth(upper)
+    lv, lt, ls = parts.teeth(lower)
+    # both stay behind the arches (front at front_z - 0.8 / - 0.9) so they never poke through
+    cav_v, cav_t = parts.ellipsoid([0, lip_y - 0.4, front_z - 2.6], [width * 0.5, 1.9, 1.8], inward=True)
+    tg_v, tg_t = parts.ellipsoid([0, lip_y - 1.2, front_z - 2.5], [width * 0.38, 0.55, 1.6])
+    return {"upper_teeth": (uv_, ut, us, np.zeros(len(uv_))),
+            "lower_teeth": (lv, lt, ls, np.ones(len(lv))),
+            "cavity": (cav_v, cav_t, np.ones(len(cav_v)), np.clip((lip_y - 0.3 - cav_v[:, 1]) / 1.0, 0, 1)),
+            "tongue": (tg_v, tg_t, np.ones(len(tg_v)), np.ones(len(tg_v)))}
+
+
+def _lip_collision(v: np.ndarray, arches, jaw: np.ndarray, jaw_weight: np.ndarray,
+                   zone: np.ndarray, margin: float = 0.12) -> np.ndarray:
+    """Keep lip skin in front of the dental arches: lips slide over the teeth.
+
+    Upper-face skin is tested against the upper arch (fixed to the skull); mandible skin
+    (jaw weight >= 0.5) against the lower arch, in the jaw's rest frame.
+    """
+    upper, lower = arches
+    pts = v[zone]
+    on_jaw = jaw_weight[zone] >= 0.5
+    inv = np.linalg.inv(jaw)
+    rest = np.where(on_jaw[:, None], pts @ inv[:3, :3].T + inv[:3, 3], pts)
+    for arch, sel in ((upper, ~on_jaw), (lower, on_jaw)):
+        x, y, z = rest[:, 0], rest[:, 1], rest[:, 2]
+        band = sel & (np.abs(x) < arch.half_width) & (y < arch.y_top) & (y > arch.y_bottom)
+        front = arch.z(x) + margin
+        push = band & (z < front) & (z > front - 1.0)
+        rest[push, 2] = front[push]
+    fixed = np.where(on_jaw[:, None], rest @ jaw[:3, :3].T + jaw[:3, 3], rest)
+    v[zone] = fixed
     return v
 
 

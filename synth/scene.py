@@ -18,6 +18,7 @@ from aukit.schema import SceneSpec
 from synth import parts
 from synth.camera import Camera, framed_camera, head_matrix
 from synth.identity import Identity, hair_coverage, procedural_identity
+from synth.identity.wrinkles import apply_wrinkles
 from synth.rig import SEG_CLASSES, HeadRig, IdentityGeometry, Part
 
 SCLERA = np.array([0.80, 0.76, 0.72])
@@ -33,6 +34,7 @@ class SceneGeometry:
     camera: Camera
     landmarks_world: np.ndarray      # (478, 3) cm
     identity: Identity
+    face_texture: np.ndarray         # (H, W, 3) uint8: identity texture + expression wrinkles
 
 
 class IdentityCache:
@@ -53,7 +55,6 @@ class IdentityCache:
         ident = procedural_identity(key, rig.basis.neutral, len(rig.basis.shape_names))
         hair = hair_coverage(ident.style, rig.loft_dir, rig.loft_t, rig.loft_weight)
         geo = rig.prepare(ident.shape, ident.style.thickness, hair)
-        geo.extras["interior"] = _interior_template(geo)
         self._items[key] = (ident, geo)
         if len(self._items) > self.capacity:
             self._items.popitem(last=False)
@@ -77,7 +78,8 @@ def build_scene(spec: SceneSpec, rig: HeadRig, cache: IdentityCache) -> SceneGeo
                  *_mouth_parts(rig, geo, aus, bits, skin),
                  _neck_part(rig, ident)]
     frames = {"head": head, "neck": head_matrix(spec.pose, 0.5)}
-    return SceneGeometry(spec, tuple(all_parts), frames, cam, lm_world, ident)
+    texture = apply_wrinkles(ident.texture, aus, rig.basis.neutral)
+    return SceneGeometry(spec, tuple(all_parts), frames, cam, lm_world, ident, texture)
 
 
 def _skin_parts(rig, ident, geo, skin, normals, bits):
@@ -112,32 +114,13 @@ def _eye_parts(rig, ident, eyes_v, geo, bits):
     return out
 
 
-def _interior_template(geo: IdentityGeometry) -> dict:
-    """Mouth interior meshes for an identity, placed from its closed-lip geometry."""
-    v = geo.base
-    lip_y = float(v[[13, 14], 1].mean())
-    front_z = float(v[[13, 14], 2].mean())
-    width = float(abs(v[78, 0] - v[308, 0]))
-    items = {}
-    uv_, ut, us = parts.teeth(True, lip_y, front_z)
-    lv, lt, ls = parts.teeth(False, lip_y, front_z)
-    cav_v, cav_t = parts.ellipsoid([0, lip_y - 0.4, front_z - 2.2], [width * 0.55, 1.9, 2.0], inward=True)
-    tg_v, tg_t = parts.ellipsoid([0, lip_y - 1.25, front_z - 2.0], [width * 0.42, 0.55, 1.9])
-    jaw_cav = np.clip((lip_y - 0.3 - cav_v[:, 1]) / 1.0, 0, 1)
-    items["upper_teeth"] = (uv_, ut, us, np.zeros(len(uv_)))
-    items["lower_teeth"] = (lv, lt, ls, np.ones(len(lv)))
-    items["cavity"] = (cav_v, cav_t, np.ones(len(cav_v)), jaw_cav)
-    items["tongue"] = (tg_v, tg_t, np.ones(len(tg_v)), np.ones(len(tg_v)))
-    return items
-
-
 def _mouth_parts(rig, geo, aus, bits, skin):
     jaw = rig.basis.jaw_transform(aus)
     rb = _rim_bits(bits, rig, lmk.INNER_UPPER_LIP + lmk.INNER_LOWER_LIP)
     colors = {"upper_teeth": [0.80, 0.76, 0.66], "lower_teeth": [0.78, 0.74, 0.64],
               "cavity": [0.10, 0.025, 0.025], "tongue": [0.45, 0.13, 0.12]}
     out = []
-    for name, (v, t, shade, w) in geo.extras["interior"].items():
+    for name, (v, t, shade, w) in geo.interior.items():
         moved = v @ jaw[:3, :3].T + jaw[:3, 3]
         v2 = v * (1 - w[:, None]) + moved * w[:, None]
         n = _normals(v2, t)

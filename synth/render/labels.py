@@ -79,14 +79,19 @@ def pixel_labels(geom: SceneGeometry, ids: np.ndarray, depth: np.ndarray) -> dic
 
 
 def landmark_visibility(uv: np.ndarray, z: np.ndarray, depth: np.ndarray) -> np.ndarray:
-    """Visible = inside the image and no surface more than the tolerance in front of it."""
+    """Visible = inside the image and no surface more than the tolerance in front of it.
+
+    A landmark on the silhouette may fall on a background pixel (depth 0): it is not
+    hidden by anything, so it counts as visible.
+    """
     h, w = depth.shape
     col = np.floor(uv[:, 0]).astype(int)
     row = np.floor(uv[:, 1]).astype(int)
     inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
     d = np.zeros(len(uv))
     d[inside] = depth[row[inside], col[inside]]
-    return inside & (d > 0) & (d > z - VISIBILITY_TOL_CM)
+    hidden = (d > 0) & (d < z - VISIBILITY_TOL_CM)
+    return inside & ~hidden
 
 
 def check_crop(geom: SceneGeometry) -> float:

@@ -134,15 +134,18 @@ class PyrenderRenderer:
     def _material(self, key: tuple, geom: SceneGeometry) -> pyrender.Material:
         texture, roughness = key
         if texture:
-            mkey = ("face", id(geom.identity.texture), roughness)
-            if mkey not in self._materials:
+            tex = geom.face_texture
+            mkey = ("face", id(tex), roughness)
+            if tex is geom.identity.texture and mkey in self._materials:
+                return self._materials[mkey]
+            mat = pyrender.MetallicRoughnessMaterial(
+                baseColorTexture=pyrender.Texture(source=tex, source_channels="RGB"),
+                baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=0.0, roughnessFactor=roughness)
+            if tex is geom.identity.texture:  # wrinkled textures change every frame: not cached
                 if len(self._materials) > 64:
                     self._materials.clear()
-                tex = pyrender.Texture(source=geom.identity.texture, source_channels="RGB")
-                self._materials[mkey] = pyrender.MetallicRoughnessMaterial(
-                    baseColorTexture=tex, baseColorFactor=[1.0, 1.0, 1.0, 1.0],
-                    metallicFactor=0.0, roughnessFactor=roughness)
-            return self._materials[mkey]
+                self._materials[mkey] = mat
+            return mat
         mkey = ("plain", roughness)
         if mkey not in self._materials:
             self._materials[mkey] = pyrender.MetallicRoughnessMaterial(

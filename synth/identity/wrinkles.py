@@ -1,0 +1,77 @@
+"""Expression wrinkles as texture darkening, one map per AU, in the rig's UV space.
+
+pyrender has no normal mapping, so creases are painted: each map holds, per texel, how
+much the skin darkens at FACS intensity 5 (0..1). UV space is canonical, so the maps are
+the same for every identity and are built once per process. Per frame the face texture
+is multiplied by ``1 - sum_k (a_k / 5) * map_k`` over the active AUs.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from aukit import landmarks as lmk
+from aukit.aus import RIG_AUS
+from synth.identity.paint import grid, polyline_distance
+
+MAP_SIZE = 256
+
+
+def _line(x, y, pts, width: float, depth: float) -> np.ndarray:
+    d, _ = polyline_distance(x, y, np.asarray(pts, float), margin=width * 3)
+    return depth * np.exp(-(d / width) ** 2)
+
+
+def _mirrored(x, y, pts, width, depth) -> np.ndarray:
+    pts = np.asarray(pts, float)
+    return _line(x, y, pts, width, depth) + _line(x, y, pts * [-1, 1], width, depth)
+
+
+@functools.lru_cache(maxsize=2)
+def wrinkle_maps(neutral_key: bytes, size: int = MAP_SIZE) -> dict[str, np.ndarray]:
+    """``{AU: float32 (size, size) darkening at intensity 5}`` (cached per neutral mesh)."""
+    v = np.frombuffer(neutral_key).reshape(-1, 3)[:, :2]
+    x, y = grid(size)
+    p = lambda i: v[i]  # noqa: E731
+    corner, ala = p(61), p(48)
+    nasolabial = [ala + [-0.25, 0.05], (ala + corner) / 2 + [-0.55, 0.0], corner + [-0.45, -0.25]]
+    maps = {
+        "AU01": sum(_line(x, y, [[-2.2, yy], [2.2, yy]], 0.11, 0.22) for yy in (5.6, 6.3, 7.0)),
+        "AU02": sum(_mirrored(x, y, [[-5.2, yy - 0.3], [-2.5, yy]], 0.11, 0.2) for yy in (5.8, 6.5)),
+        "AU04": _mirrored(x, y, [[-0.45, 3.6], [-0.6, 4.6]], 0.08, 0.45)
+        + _line(x, y, [[-0.8, 3.2], [0.8, 3.2]], 0.08, 0.25),
+        "AU06": _mirrored(x, y, nasolabial, 0.26, 0.18)
+        + sum(_mirrored(x, y, [p(33) + [-0.25, dy], p(33) + [-1.1, dy * 1.8]], 0.07, 0.18) for dy in (-0.3, 0.0, 0.3))
+        + _mirrored(x, y, [p(145) + [-0.8, -0.35], p(145) + [0.6, -0.35]], 0.1, 0.25),
+        "AU07": _mirrored(x, y, [p(145) + [-0.7, -0.25], p(145) + [0.5, -0.25]], 0.08, 0.2),
+        "AU09": sum(_mirrored(x, y, [[-0.25, yy], [-0.9, yy - 0.25]], 0.08, 0.3) for yy in (2.0, 2.5, 3.0))
+        + _mirrored(x, y, nasolabial[:2], 0.24, 0.2),
+        "AU10": _mirrored(x, y, nasolabial, 0.26, 0.25),
+        "AU11": _mirrored(x, y, nasolabial, 0.24, 0.2),
+        "AU12": _mirrored(x, y, nasolabial, 0.28, 0.28) + _mirrored(x, y, [corner + [-0.3, 0.1], corner + [-0.55, -0.3]], 0.08, 0.2),
+        "AU14": _mirrored(x, y, [corner + [-0.25, 0.25], corner + [-0.3, -0.35]], 0.09, 0.45),
+        "AU15": _mirrored(x, y, [corner + [-0.1, -0.2], corner + [-0.35, -1.6]], 0.11, 0.35),
+        "AU17": _line(x, y, [[-1.3, -5.3], [0, -5.45], [1.3, -5.3]], 0.12, 0.35),
+        "AU20": _mirrored(x, y, [corner + [-0.3, 0.2], corner + [-0.5, -0.6]], 0.1, 0.25),
+        "AU23": _line(x, y, [v[i] for i in lmk.OUTER_UPPER_LIP], 0.06, 0.25),
+        "AU24": _line(x, y, [[-1.2, -5.35], [1.2, -5.35]], 0.1, 0.3),
+        "AU28": _line(x, y, [v[i] for i in lmk.OUTER_LOWER_LIP], 0.08, 0.3),
+    }
+    return {k: np.clip(m, 0, 0.8).astype(np.float32) for k, m in maps.items()}
+
+
+def apply_wrinkles(texture: np.ndarray, aus: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    """Face texture (uint8 sRGB) darkened by the wrinkles of the active AUs."""
+    active = [(RIG_AUS[k], float(a)) for k, a in enumerate(aus) if a > 0]
+    maps = wrinkle_maps(np.ascontiguousarray(neutral, np.float64).tobytes(), texture.shape[0])
+    dark = None
+    for name, a in active:
+        if name in maps:
+            term = maps[name] * (a / 5.0)
+            dark = term if dark is None else dark + term
+    if dark is None:
+        return texture
+    shade = 1.0 - np.clip(dark, 0, 0.85)
+    return (texture * shade[..., None]).astype(np.uint8)

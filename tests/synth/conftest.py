@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def basis():
+    from aukit.basis import load_basis
+
+    return load_basis()
+
+
+@pytest.fixture(scope="session")
+def rig(basis):
+    from synth.rig import HeadRig
+
+    return HeadRig(basis)
+
+
+@pytest.fixture(scope="session")
+def cache(rig):
+    from synth.scene import IdentityCache
+
+    return IdentityCache(rig)
+
+
+@pytest.fixture(scope="session")
+def renderer():
+    from synth.render import make_renderer
+
+    r = make_renderer("pyrender", 64, antialias="ssaa2")
+    yield r
+    r.close()

@@ -1,0 +1,121 @@
+"""pyrender backend: output contract, labels consistent with geometry, subdivision."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from aukit.aus import RIG_AUS
+from aukit.crop import crop_box
+from aukit.landmarks import LM68, NOSE_TIP
+from synth.config import SynthConfig
+from synth.rig import SEG_CLASSES
+from synth.sampling import sample_scene
+from synth.scene import build_scene
+from synth.subdivide import loop_subdivision
+
+SIZE = 64
+
+
+def spec_with(index=0, yaw=0.0, aus=None, **changes):
+    cfg = SynthConfig()
+    spec = sample_scene(cfg, 11, index)
+    spec = dataclasses.replace(spec, image_size=SIZE, camera={"distance_cm": 80.0, "jitter": [0.0, 0.0, 0.0]},
+                               pose={"yaw": yaw, "pitch": 0.0, "roll": 0.0}, gaze={"yaw": 0.0, "pitch": 0.0},
+                               aus={a: 0.0 for a in RIG_AUS} | (aus or {}), **changes)
+    return spec
+
+
+@pytest.fixture(scope="module")
+def frontal(rig, cache, renderer):
+    geom = build_scene(spec_with(), rig, cache)
+    return geom, renderer.render(geom)
+
+
+def test_output_contract(frontal):
+    _, out = frontal
+    assert out["rgb"].shape == (SIZE, SIZE, 3) and out["rgb"].dtype == np.uint8
+    assert out["seg"].shape == (SIZE, SIZE) and out["seg"].dtype == np.uint8
+    assert out["face_mask"].dtype == bool and out["au_regions"].dtype == np.uint32
+    assert out["depth"].dtype == np.float32
+    assert out["landmarks_2d"].shape == (478, 2) and out["landmarks_3d"].shape == (478, 3)
+    assert out["landmark_visible"].shape == (478,) and out["landmarks68_2d"].shape == (68, 2)
+
+
+def test_face_fills_the_crop_like_the_crop_rule(frontal):
+    geom, out = frontal
+    box = crop_box(out["landmarks_2d"])
+    # with zero jitter the crop rule applied to the output landmarks gives the full image
+    assert abs(box.side - SIZE) < 0.5 and abs(box.cx - SIZE / 2) < 0.5 and abs(box.cy - SIZE / 2) < 0.5
+    assert 0.25 < out["face_mask"].mean() < 0.9
+
+
+def test_landmarks_sit_on_their_surfaces(frontal):
+    _, out = frontal
+    x, y = out["landmarks_2d"][NOSE_TIP].astype(int)
+    assert out["seg"][y, x] == SEG_CLASSES["face"]
+    # the inner 51 points are visible; jaw-contour vertices can be self-occluded by the
+    # cheekbones under perspective (they are mesh vertices, not silhouette points)
+    assert out["landmark_visible"][list(LM68[17:])].all()
+    # depth of the id pass agrees with the landmark's own depth
+    assert abs(out["depth"][y, x] - (-out["landmarks_3d"][NOSE_TIP, 2])) < 0.5
+
+
+def test_yaw_hides_the_far_side(rig, cache, renderer):
+    out = renderer.render(build_scene(spec_with(yaw=50.0), rig, cache))
+    vis = out["landmark_visible"]
+    jaw = np.array(LM68[:17])
+    # yaw > 0 turns the face to the image right: the subject's left contour goes out of view
+    assert vis[jaw[:4]].all() and not vis[jaw[-4:]].all()
+
+
+def test_au_regions_follow_active_aus(frontal, rig, cache, renderer):
+    _, neutral = frontal
+    assert not neutral["au_regions"].any()
+    out = renderer.render(build_scene(spec_with(aus={"AU12": 4.0}), rig, cache))
+    bit = np.uint32(1 << RIG_AUS.index("AU12"))
+    region = (out["au_regions"] & bit) > 0
+    assert region.sum() > 30
+    rows = np.nonzero(region)[0]
+    assert rows.mean() > SIZE * 0.55                    # lower face
+    lm = out["landmarks_2d"][61].astype(int)
+    assert region[lm[1], lm[0]]                         # the lip corner is in the region
+
+
+def test_open_mouth_shows_the_interior(rig, cache, renderer):
+    out = renderer.render(build_scene(spec_with(aus={"AU26": 5.0, "AU25": 3.0}), rig, cache))
+    assert (out["seg"] == SEG_CLASSES["mouth"]).sum() > 5
+    closed = renderer.render(build_scene(spec_with(), rig, cache))
+    assert (closed["seg"] == SEG_CLASSES["mouth"]).sum() <= 2
+
+
+def test_closed_eyes_hide_the_eyeballs(rig, cache, renderer):
+    open_ = renderer.render(build_scene(spec_with(), rig, cache))
+    shut = renderer.render(build_scene(spec_with(aus={"AU43": 5.0}), rig, cache))
+    assert (open_["seg"] == SEG_CLASSES["eyes"]).sum() > 4
+    assert (shut["seg"] == SEG_CLASSES["eyes"]).sum() <= 1
+
+
+def test_rendering_is_deterministic(rig, cache, renderer):
+    geom = build_scene(spec_with(index=3, aus={"AU06": 3.0}), rig, cache)
+    a, b = renderer.render(geom), renderer.render(geom)
+    assert np.array_equal(a["rgb"], b["rgb"]) and np.array_equal(a["seg"], b["seg"])
+
+
+def test_loop_subdivision_keeps_affine_functions():
+    # a flat triangulated grid with a boundary: Loop subdivision reproduces planes
+    n = 6
+    xy = np.stack(np.meshgrid(np.arange(n), np.arange(n)), -1).reshape(-1, 2).astype(float)
+    tris = []
+    for i in range(n - 1):
+        for j in range(n - 1):
+            a = i * n + j
+            tris += [[a, a + 1, a + n], [a + 1, a + n + 1, a + n]]
+    sub = loop_subdivision(np.array(tris), len(xy), iterations=2)
+    plane = np.c_[xy, 0.3 * xy[:, 0] - 0.2 * xy[:, 1] + 1.0]
+    fine = sub.matrix @ plane
+    np.testing.assert_allclose(fine[:, 2], 0.3 * fine[:, 0] - 0.2 * fine[:, 1] + 1.0, atol=1e-9)
+    np.testing.assert_allclose(np.asarray(sub.matrix.sum(axis=1)).ravel(), 1.0)
+    assert len(sub.triangles) == 16 * len(tris)
