@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Set up (system packages + pinned venv) and run the whole test suite. Extra args go to pytest.
+# Fails loudly when no test is collected.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+VENV=$(bash scripts/setup.sh | tail -1)
+export PYOPENGL_PLATFORM=egl
+set +e
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+rc=$?
+set -e
+if [ "$rc" = 5 ]; then
+  echo "ERROR: pytest collected no tests - the suite is broken or empty" >&2
+  exit 1
+fi
+exit "$rc"
