@@ -55,7 +55,7 @@ class IdentityGeometry:
     eye_centers: np.ndarray          # (2, 3) right, left
     hair: np.ndarray                 # (Vf,) hair coverage in [0, 1] (loft vertices)
     arches: tuple[parts.Arch, parts.Arch]
-    interior: dict = field(default_factory=dict)   # name -> (verts, tris, shade, jaw weight)
+    interior: dict = field(default_factory=dict)   # name -> (verts, tris, shade, jaw weight, normals)
 
 
 class HeadRig:
@@ -92,8 +92,13 @@ class HeadRig:
         mouth = self.neutral[[13, 14]].mean(0)
         self._lip_zone = np.flatnonzero((np.linalg.norm(self.neutral - mouth, axis=1) < 4.0)
                                         & (self.loft_weight < 0.5))
+        # triangles touching each hole's rim (eyes, mouth): the hole's contents inherit their AU bits
+        self.rim_triangles = {name: np.isin(self.triangles, np.array(ring)).any(axis=1) for name, ring in (
+            ("eye_r", lmk.R_UPPER_LID + lmk.R_LOWER_LID), ("eye_l", lmk.L_UPPER_LID + lmk.L_LOWER_LID),
+            ("mouth", lmk.INNER_UPPER_LIP + lmk.INNER_LOWER_LIP))}
         self._eye_tpl = parts.eyeball()
         self._neck = parts.neck()
+        self.neck_normals = mesh_normals(self._neck[0], self._neck[1])
 
     # ------------------------------------------------------------------ identity
     def prepare(self, shape: np.ndarray, hair_thickness: float = 0.0,
@@ -197,10 +202,21 @@ def _interior(arches, lip_y: float, front_z: float, width: float) -> dict:
     # both stay behind the arches (front at front_z - 0.8 / - 0.9) so they never poke through
     cav_v, cav_t = parts.ellipsoid([0, lip_y - 0.4, front_z - 2.6], [width * 0.5, 1.9, 1.8], inward=True)
     tg_v, tg_t = parts.ellipsoid([0, lip_y - 1.2, front_z - 2.5], [width * 0.38, 0.55, 1.6])
-    return {"upper_teeth": (uv_, ut, us, np.zeros(len(uv_))),
-            "lower_teeth": (lv, lt, ls, np.ones(len(lv))),
-            "cavity": (cav_v, cav_t, np.ones(len(cav_v)), np.clip((lip_y - 0.3 - cav_v[:, 1]) / 1.0, 0, 1)),
-            "tongue": (tg_v, tg_t, np.ones(len(tg_v)), np.ones(len(tg_v)))}
+    items = {"upper_teeth": (uv_, ut, us, np.zeros(len(uv_))),
+             "lower_teeth": (lv, lt, ls, np.ones(len(lv))),
+             "cavity": (cav_v, cav_t, np.ones(len(cav_v)), np.clip((lip_y - 0.3 - cav_v[:, 1]) / 1.0, 0, 1)),
+             "tongue": (tg_v, tg_t, np.ones(len(tg_v)), np.ones(len(tg_v)))}
+    # rest-pose normals, computed once; posing rotates them with the jaw (see scene.py)
+    return {k: (v, t, sh, w, mesh_normals(v, t)) for k, (v, t, sh, w) in items.items()}
+
+
+def mesh_normals(v: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals (float32) of a small mesh."""
+    fn = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
+    n = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(n, t[:, k], fn)
+    return (n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def _lip_collision(v: np.ndarray, arches, jaw: np.ndarray, jaw_weight: np.ndarray,

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aukit import landmarks as lmk
 from aukit.aus import au_vector
 from aukit.schema import SceneSpec
 from synth import parts
@@ -95,9 +94,9 @@ def _skin_parts(rig, ident, geo, skin, normals, bits):
     ]
 
 
-def _rim_bits(bits_tri: np.ndarray, rig: HeadRig, ring: tuple[int, ...]) -> np.uint32:
+def _rim_bits(bits_tri: np.ndarray, rig: HeadRig, hole: str) -> np.uint32:
     """AU bits of the triangles touching a hole's rim: the hole's interior inherits them."""
-    touch = np.isin(rig.triangles, np.array(ring)).any(axis=1)
+    touch = rig.rim_triangles[hole]
     return np.bitwise_or.reduce(bits_tri[touch]) if touch.any() else np.uint32(0)
 
 
@@ -105,10 +104,9 @@ def _eye_parts(rig, ident, eyes_v, geo, bits):
     unit, tris, angle = rig._eye_tpl
     col = parts.eye_colors(angle, ident.eye, SCLERA).astype(np.float32)
     out = []
-    for k, (ev, ring) in enumerate(zip(eyes_v, (lmk.R_UPPER_LID + lmk.R_LOWER_LID,
-                                                 lmk.L_UPPER_LID + lmk.L_LOWER_LID))):
+    for k, ev in enumerate(eyes_v):
         n = (ev - geo.eye_centers[k]) / parts.EYE_RADIUS
-        rb = _rim_bits(bits, rig, ring)
+        rb = _rim_bits(bits, rig, ("eye_r", "eye_l")[k])
         out.append(Part(f"eye_{'rl'[k]}", ev, tris, n.astype(np.float32), SEG_CLASSES["eyes"],
                         colors=col, roughness=0.15, tri_regions=np.full(len(tris), rb, np.uint32)))
     return out
@@ -116,14 +114,14 @@ def _eye_parts(rig, ident, eyes_v, geo, bits):
 
 def _mouth_parts(rig, geo, aus, bits, skin):
     jaw = rig.basis.jaw_transform(aus)
-    rb = _rim_bits(bits, rig, lmk.INNER_UPPER_LIP + lmk.INNER_LOWER_LIP)
+    rb = _rim_bits(bits, rig, "mouth")
     colors = {"upper_teeth": [0.80, 0.76, 0.66], "lower_teeth": [0.78, 0.74, 0.64],
               "cavity": [0.10, 0.025, 0.025], "tongue": [0.45, 0.13, 0.12]}
     out = []
-    for name, (v, t, shade, w) in geo.interior.items():
+    for name, (v, t, shade, w, n0) in geo.interior.items():
         moved = v @ jaw[:3, :3].T + jaw[:3, 3]
         v2 = v * (1 - w[:, None]) + moved * w[:, None]
-        n = _normals(v2, t)
+        n = np.where(w[:, None] > 0.5, n0 @ jaw[:3, :3].T, n0).astype(np.float32)
         c = (np.asarray(colors[name]) * shade[:, None]).astype(np.float32)
         tris = np.concatenate([t, t[:, [0, 2, 1]]]) if "teeth" in name else t
         out.append(Part(name, v2, tris, n, SEG_CLASSES["mouth"], colors=c,
@@ -135,14 +133,5 @@ def _mouth_parts(rig, geo, aus, bits, skin):
 def _neck_part(rig, ident):
     v, t, _ = rig._neck
     c = np.tile((ident.skin * 0.85).astype(np.float32), (len(v), 1))
-    return Part("neck", v, t, _normals(v, t), SEG_CLASSES["neck"], node="neck", colors=c,
+    return Part("neck", v, t, rig.neck_normals, SEG_CLASSES["neck"], node="neck", colors=c,
                 roughness=0.8, tri_regions=np.zeros(len(t), np.uint32))
-
-
-def _normals(v: np.ndarray, t: np.ndarray) -> np.ndarray:
-    fn = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
-    n = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(n, t[:, k], fn)
-    return (n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-

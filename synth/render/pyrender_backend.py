@@ -75,6 +75,9 @@ class PyrenderRenderer:
                 f"and keep PYOPENGL_PLATFORM=egl. Cause: {exc}") from exc
         self._materials: dict = {}
         self._flat = pyrender.MetallicRoughnessMaterial(baseColorFactor=[1.0, 1.0, 1.0, 1.0])
+        # Persistent scenes: camera and light nodes are reused and moved with set_pose
+        # (building pyrender nodes from matrices is a large share of per-frame cost).
+        self._scenes = {name: _PersistentScene() for name in ("color", "id")}
 
     def close(self) -> None:
         self._gl.delete()
@@ -93,26 +96,21 @@ class PyrenderRenderer:
         return {"rgb": rgb, **pixel_labels(geom, ids, depth)}
 
     # ------------------------------------------------------------------ passes
-    def _camera_node(self, scene: pyrender.Scene, geom: SceneGeometry, k: int) -> None:
-        c = geom.camera.scaled(k)
-        cam = pyrender.IntrinsicsCamera(c.fx, c.fy, c.cx, c.cy, znear=5.0, zfar=2000.0)
-        scene.add(cam, pose=c.pose)
-
     def _color_pass(self, geom: SceneGeometry) -> np.ndarray:
-        scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 0.0], ambient_light=np.full(3, geom.spec.ambient))
+        sc = self._scenes["color"]
+        sc.scene.ambient_light = np.full(3, geom.spec.ambient)
         prims = [pyrender.Primitive(positions=v, normals=n, indices=t, color_0=c, texcoord_0=uv,
                                     material=self._material(key, geom))
                  for key, (v, n, t, c, uv) in _merged(geom).items()]
-        scene.add(pyrender.Mesh(prims))
-        for light in geom.spec.lights:
-            self._add_light(scene, light, geom)
-        self._camera_node(scene, geom, self.k)
+        sc.set_mesh(pyrender.Mesh(prims))
+        sc.set_lights(geom.spec.lights)
+        sc.set_camera(geom.camera.scaled(self.k))
         self._resize(self.size * self.k)
-        color, _ = self._gl.render(scene, flags=pyrender.RenderFlags.RGBA | _NO_DEPTH)
+        color, _ = self._gl.render(sc.scene, flags=pyrender.RenderFlags.RGBA | _NO_DEPTH)
         return color
 
     def _id_pass(self, geom: SceneGeometry) -> tuple[np.ndarray, np.ndarray]:
-        scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 0.0], ambient_light=np.zeros(3))
+        sc = self._scenes["id"]
         pos, col, offset = [], [], 0
         for part in geom.parts:
             m = geom.frames[part.node]
@@ -121,10 +119,10 @@ class PyrenderRenderer:
             col.append(np.repeat(id_colors(len(part.triangles), offset), 3, axis=0))
             offset += len(part.triangles)
         prim = pyrender.Primitive(positions=np.concatenate(pos), color_0=np.concatenate(col), material=self._flat)
-        scene.add(pyrender.Mesh([prim]))
-        self._camera_node(scene, geom, 1)
+        sc.set_mesh(pyrender.Mesh([prim]))
+        sc.set_camera(geom.camera)
         self._resize(self.size)
-        rgb, depth = self._gl.render(scene, flags=pyrender.RenderFlags.FLAT)
+        rgb, depth = self._gl.render(sc.scene, flags=pyrender.RenderFlags.FLAT)
         return decode_ids(rgb), depth
 
     def _resize(self, side: int) -> None:
@@ -152,17 +150,49 @@ class PyrenderRenderer:
                 baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=0.0, roughnessFactor=roughness)
         return self._materials[mkey]
 
-    @staticmethod
-    def _add_light(scene: pyrender.Scene, light: dict, geom: SceneGeometry) -> None:
-        d = compose.light_direction(light["azimuth"], light["elevation"])
-        # pyrender lights shine along their node's -z: build a frame whose +z points at the light
-        z = d / np.linalg.norm(d)
-        x = np.cross([0.0, 1.0, 0.0], z)
-        x = x / np.linalg.norm(x) if np.linalg.norm(x) > 1e-6 else np.array([1.0, 0.0, 0.0])
-        pose = np.eye(4)
-        pose[:3, :3] = np.stack([x, np.cross(z, x), z], 1)
-        color = compose.kelvin_rgb(light["kelvin"])
-        scene.add(pyrender.DirectionalLight(color=color, intensity=light["intensity"]), pose=pose)
+
+
+class _PersistentScene:
+    """A pyrender scene whose camera and light nodes live across frames."""
+
+    def __init__(self):
+        self.scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 0.0], ambient_light=np.zeros(3))
+        self.camera = pyrender.IntrinsicsCamera(1.0, 1.0, 0.0, 0.0, znear=5.0, zfar=2000.0)
+        self.camera_node = self.scene.add(self.camera, pose=np.eye(4))
+        self.lights: list[tuple[pyrender.DirectionalLight, pyrender.Node]] = []
+        self.mesh_node: pyrender.Node | None = None
+
+    def set_mesh(self, mesh: pyrender.Mesh) -> None:
+        if self.mesh_node is not None:
+            self.scene.remove_node(self.mesh_node)
+        self.mesh_node = self.scene.add(mesh)
+
+    def set_camera(self, cam) -> None:
+        self.camera.fx, self.camera.fy, self.camera.cx, self.camera.cy = cam.fx, cam.fy, cam.cx, cam.cy
+        self.scene.set_pose(self.camera_node, cam.pose)
+
+    def set_lights(self, lights) -> None:
+        while len(self.lights) < len(lights):
+            light = pyrender.DirectionalLight(color=np.ones(3), intensity=0.0)
+            self.lights.append((light, self.scene.add(light, pose=np.eye(4))))
+        for k, (light, node) in enumerate(self.lights):
+            if k >= len(lights):
+                light.intensity = 0.0
+                continue
+            spec = lights[k]
+            light.color = compose.kelvin_rgb(spec["kelvin"])
+            light.intensity = spec["intensity"]
+            self.scene.set_pose(node, _light_pose(spec["azimuth"], spec["elevation"]))
+
+
+def _light_pose(azimuth: float, elevation: float) -> np.ndarray:
+    """Pose whose -z axis (pyrender's light direction) points from the light to the subject."""
+    z = compose.light_direction(azimuth, elevation)
+    x = np.cross([0.0, 1.0, 0.0], z)
+    x = x / np.linalg.norm(x) if np.linalg.norm(x) > 1e-6 else np.array([1.0, 0.0, 0.0])
+    pose = np.eye(4)
+    pose[:3, :3] = np.stack([x, np.cross(z, x), z], 1)
+    return pose
 
 
 def _merged(geom: SceneGeometry) -> dict[tuple, tuple]:
