@@ -101,6 +101,22 @@ def generator_step(nets: Nets, cfg: TrainConfig, real: torch.Tensor, out: GenOut
     return terms
 
 
+def train_step(nets: Nets, cfg: TrainConfig, batch: Batch, device: torch.device,
+               channels_last: bool, lambda_cond: float) -> dict[str, torch.Tensor]:
+    """Critic step on ``batch``, plus a generator step on every ``n_critic``-th step."""
+    real = to_device(batch.images, device, channels_last)
+    target = batch.target.to(device, non_blocking=True)
+    g_turn = (batch.step + 1) % cfg.optim.n_critic == 0
+    # The generator's graph is only needed when it is trained on this batch.
+    with torch.set_grad_enabled(g_turn):
+        out = nets.gen(real, target)
+    terms = critic_step(nets, cfg, real, out.image.detach(), batch, device, lambda_cond)
+    if g_turn:
+        terms |= generator_step(nets, cfg, real, out, batch, device, lambda_cond)
+    terms["attention_mean"] = out.attention.detach().mean()
+    return terms
+
+
 def _optimize(opt: torch.optim.Optimizer, loss: torch.Tensor, module: torch.nn.Module) -> None:
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -247,16 +263,8 @@ def training_loop(cfg: TrainConfig, *, resume: str | Path | None = None,
                 g["lr"] = cfg.optim.lr_g * f
             for g in nets.opt_d.param_groups:
                 g["lr"] = cfg.optim.lr_d * f
-            real = to_device(batch.images, device, channels_last)
-            target = batch.target.to(device, non_blocking=True)
-            g_turn = (step + 1) % cfg.optim.n_critic == 0
-            with torch.set_grad_enabled(g_turn):
-                out = nets.gen(real, target)
-            terms = critic_step(nets, cfg, real, out.image.detach(), batch, device, lambda_cond)
-            if g_turn:
-                terms |= generator_step(nets, cfg, real, out, batch, device, lambda_cond)
-            terms["attention_mean"] = out.attention.detach().mean()
-            meter.add(terms)
+            assert batch.step == step, (batch.step, step)  # loader and schedule agree
+            meter.add(train_step(nets, cfg, batch, device, channels_last, lambda_cond))
             mix_counts += torch.from_numpy(source_counts(batch.source, len(mix.names)))
             step += 1
             steps_since_log += 1
