@@ -133,7 +133,9 @@ class FaceAnalyzer:
 
     def largest_face(self, image: np.ndarray, allow_tiny: bool = False) -> Face | None:
         """The largest face, or None. A tiny face is returned only with ``allow_tiny``."""
-        faces = self._analyze(_check_image(image), 1, True)
+        # Mesh every detection: detector box sizes do not rank faces reliably (sunglasses,
+        # profile), landmark boxes do. Only the full-range pass may be skipped.
+        faces = self._analyze(_check_image(image), self.config.max_faces, True)
         if faces and (allow_tiny or not faces[0].tiny):
             return faces[0]
         return None

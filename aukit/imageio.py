@@ -88,6 +88,8 @@ def load_image_info(path: str | Path, max_side: int = DEFAULT_MAX_SIDE,
     except ImageError:
         raise
     except UnidentifiedImageError as exc:
+        if _has_image_magic(path):  # starts like an image but PIL cannot parse it
+            raise ImageError(path, "corrupt", "image header is damaged") from exc
         raise ImageError(path, "not-an-image", "not a recognised image format") from exc
     except Image.DecompressionBombError as exc:
         raise ImageError(path, "too-large", str(exc)) from exc
@@ -120,6 +122,14 @@ def _decode(im: Image.Image, path: Path, max_side: int, max_pixels: int) -> Load
     rgb = _fit(rgb, max_side)
     scale = rgb.size[0] / upright[0]
     return LoadedImage(np.asarray(rgb, dtype=np.uint8).copy(), upright, float(scale))
+
+
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+
+
+def _has_image_magic(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(8).startswith(_MAGIC)
 
 
 def _exif_orientation(im: Image.Image) -> int:
