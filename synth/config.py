@@ -97,6 +97,67 @@ class LightConfig:
 
 
 @dataclass(frozen=True)
+class LightExtrasConfig:
+    """Extra point lights and shadows (on top of key + fill + ambient)."""
+
+    point_lights: tuple[int, int] = (0, 1)
+    point_intensity: tuple[float, float] = (2000.0, 15000.0)   # pyrender units (falls off as 1/d^2)
+    point_distance_cm: tuple[float, float] = (40.0, 120.0)
+    shadows: bool = False
+
+    def __post_init__(self) -> None:
+        check(0 <= self.point_lights[0] <= self.point_lights[1] <= 4, "lights_extra.point_lights must be within 0..4")
+        check_range("lights_extra.point_intensity", self.point_intensity, 0.0, 1e6)
+        check_range("lights_extra.point_distance_cm", self.point_distance_cm, 5.0, 1000.0)
+
+
+@dataclass(frozen=True)
+class OccluderConfig:
+    """How often occluders appear, how many, and which kinds (relative weights)."""
+
+    probability: float = 0.35
+    max_count: int = 2
+    kinds: dict[str, float] = field(default_factory=lambda: {
+        "hand": 0.25, "glasses": 0.2, "mask": 0.12, "hair": 0.12, "hat": 0.1,
+        "microphone": 0.06, "cup": 0.06, "phone": 0.05, "shape": 0.04})
+    lenses: dict[str, float] = field(default_factory=lambda: {
+        "clear": 0.4, "tinted": 0.15, "sunglasses": 0.35, "mirrored": 0.1})
+
+    def __post_init__(self) -> None:
+        from synth.occluders import OCCLUDER_CLASSES
+
+        check(0 <= self.probability <= 1, "occluders.probability must be in [0, 1]")
+        check(1 <= self.max_count <= 6, "occluders.max_count must be in 1..6")
+        unknown = set(self.kinds) - (set(OCCLUDER_CLASSES) - {"sunglasses"})
+        check(not unknown, f"occluders.kinds: unknown kinds {sorted(unknown)}")
+        check(sum(self.kinds.values()) > 0 and min(self.kinds.values()) >= 0,
+              "occluders.kinds weights must be non-negative with a positive sum")
+        check(set(self.lenses) <= {"clear", "tinted", "sunglasses", "mirrored"}, "occluders.lenses: unknown lens type")
+
+
+@dataclass(frozen=True)
+class PhotometricConfig:
+    """Camera effects applied after rendering (recorded in the label); each with a probability."""
+
+    exposure_ev: tuple[float, float] = (-0.7, 0.7)
+    exposure_p: float = 0.5
+    noise_std: tuple[float, float] = (1.0, 8.0)      # in 8-bit levels
+    noise_p: float = 0.4
+    blur_sigma: tuple[float, float] = (0.3, 1.2)     # pixels at the output size
+    blur_p: float = 0.25
+    jpeg_quality: tuple[int, int] = (30, 90)
+    jpeg_p: float = 0.3
+
+    def __post_init__(self) -> None:
+        for name in ("exposure_p", "noise_p", "blur_p", "jpeg_p"):
+            check(0 <= getattr(self, name) <= 1, f"photometric.{name} must be in [0, 1]")
+        check_range("photometric.exposure_ev", self.exposure_ev, -5, 5)
+        check_range("photometric.noise_std", self.noise_std, 0, 100)
+        check_range("photometric.blur_sigma", self.blur_sigma, 0, 10)
+        check_range("photometric.jpeg_quality", self.jpeg_quality, 1, 100)
+
+
+@dataclass(frozen=True)
 class BackgroundConfig:
     """Procedural backgrounds, or random crops of images from ``image_dir``."""
 
@@ -147,4 +208,7 @@ class SynthConfig:
     lights: LightConfig = field(default_factory=LightConfig)
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
+    occluders: OccluderConfig = field(default_factory=OccluderConfig)
+    lights_extra: LightExtrasConfig = field(default_factory=LightExtrasConfig)
+    photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
     output: OutputConfig = field(default_factory=OutputConfig)

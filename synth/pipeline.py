@@ -24,6 +24,8 @@ from aukit.aus import RIG_AUS, au_vector, rig_to_ganimation
 from aukit.config import ConfigError, to_dict
 from aukit.writer import DatasetWriter
 from synth.config import SynthConfig
+from synth.occluders import OCCLUDER_CLASSES
+from synth.render import photometric
 
 JOB_FILE = "job.json"
 ERRORS_FILE = "render_errors.jsonl"
@@ -104,7 +106,7 @@ def _init_worker(job: Job) -> None:
 
     out = job.cfg.output
     rig = HeadRig(subdivisions=out.subdivisions)
-    opts = {"antialias": out.antialias} if out.backend == "pyrender" else {}
+    opts = {"antialias": out.antialias, "shadows": job.cfg.lights_extra.shadows} if out.backend == "pyrender" else {}
     _STATE.update(job=job, rig=rig, cache=IdentityCache(rig),
                   renderer=make_renderer(out.backend, out.size, **opts),
                   writer=DatasetWriter(job.out, out.image_format, out.jpeg_quality))
@@ -120,6 +122,7 @@ def render_sample(index: int) -> dict[str, Any]:
         spec = sample_scene(job.cfg, job.seed, index, job.background_images)
         geom = build_scene(spec, _STATE["rig"], _STATE["cache"])
         out = _STATE["renderer"].render(geom)
+        out["rgb"] = photometric.apply(out["rgb"], spec.photometric)
         label, arrays = _label(spec, geom, out)
         _STATE["writer"].write_sample(sample_id(index), out["rgb"], label,
                                       arrays if job.cfg.output.write_arrays else None)
@@ -140,11 +143,15 @@ def _label(spec, geom, out) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         "face_box": np.round(out["face_box"], 3).tolist(),
         "landmarks68": np.round(out["landmarks68_2d"], 3).tolist(),
         "n_visible_landmarks": int(out["landmark_visible"].sum()),
+        "occluded_face_fraction": round(float(out["face_occluded"].sum() / max(1, out["face_mask"].sum()
+                                                                                + out["face_occluded"].sum())), 4),
+        "au_occlusion": {a: round(float(v), 4) for a, v in zip(RIG_AUS, out["au_occlusion"])
+                         if np.isfinite(v) and spec.aus[a] > 0},
     }
-    arrays = {"seg": out["seg"], "au_regions": out["au_regions"],
-              "depth": out["depth"].astype(np.float16),
-              "landmarks_2d": out["landmarks_2d"], "landmarks_3d": out["landmarks_3d"],
-              "landmark_visible": out["landmark_visible"], "face_mask": out["face_mask"]}
+    arrays = {k: out[k] for k in ("seg", "au_regions", "landmarks_2d", "landmarks_3d", "landmark_visible",
+                                  "face_mask", "occlusion", "occluder_instance", "occluder_class",
+                                  "face_occluded", "au_occlusion")}
+    arrays["depth"] = out["depth"].astype(np.float16)
     return label, arrays
 
 
@@ -172,7 +179,9 @@ def run_job(job: Job, workers: int = 1, progress: bool = True) -> dict[str, Any]
         "render_seconds_last_run": round(elapsed, 2), "rendered_last_run": len(todo) - len(errors),
         "errors_last_run": len(errors),
         "label_files": {"per_sample": "meta/<id>.json", "arrays": "masks/<id>.npz (seg, face_mask, "
-                        "au_regions, depth [cm, float16], landmarks_2d, landmarks_3d, landmark_visible)"},
+                        "au_regions, depth [cm, float16], landmarks_2d, landmarks_3d, landmark_visible, "
+                        "occlusion, occluder_instance, occluder_class, face_occluded, au_occlusion)"},
+        "occluder_classes": OCCLUDER_CLASSES,
         "au_region_bits": list(RIG_AUS),
     }
     return DatasetWriter(job.out).finalize(manifest) | {"errors": errors}

@@ -42,6 +42,11 @@ class Part:
     texture: str | None = None
     roughness: float = 0.7
     tri_regions: np.ndarray | None = None   # (T,) uint32 AU-region bitmask per triangle
+    metallic: float = 0.0
+    alpha: float = 1.0                      # < 1: see-through (lenses); < 0.5 is not an occluder
+    double_sided: bool = False
+    instance: int = 0                       # occluder instance (1-based), 0 = not an occluder
+    occluder_class: int = 0                 # synth.occluders.OCCLUDER_CLASSES value
 
 
 SEG_CLASSES = {"background": 0, "face": 1, "eyes": 2, "mouth": 3, "head": 4, "neck": 5, "occluder": 6}

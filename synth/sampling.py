@@ -17,6 +17,7 @@ from aukit import dataset as ds
 from aukit.aus import EMOTION_PROTOTYPES, GANIMATION_AUS, RIG_AUS
 from aukit.schema import SceneSpec
 from aukit.seeding import identity_seed, sample_rng, split_is_test
+from synth import occluders as occ
 from synth.config import ExpressionConfig, PoseConfig, SynthConfig
 
 # AUs drawn by the sparse strategy (AU43/45 are eyelid states, drawn separately).
@@ -39,6 +40,8 @@ def sample_scene(cfg: SynthConfig, seed: int, index: int,
                 "jitter": [float(v) for v in rng.uniform(-1, 1, 3) * cfg.camera.crop_jitter]},
         lights=_sample_lights(cfg, rng), ambient=float(rng.uniform(*cfg.lights.ambient)),
         background=_sample_background(cfg, rng, background_images),
+        occluders=sample_occluder_specs(cfg, rng),
+        photometric=sample_photometric(cfg, rng),
     )
 
 
@@ -103,7 +106,43 @@ def _sample_lights(cfg: SynthConfig, rng: np.random.Generator) -> tuple[dict, ..
     fill = {"kind": "directional", "role": "fill", "azimuth": float(-np.sign(key["azimuth"] or 1) * rng.uniform(20, 80)),
             "elevation": float(rng.uniform(-10, 40)), "kelvin": float(rng.uniform(*lc.kelvin)),
             "intensity": key_i * float(rng.uniform(*lc.fill_ratio))}
-    return (key, fill)
+    extra = cfg.lights_extra
+    points = []
+    for _ in range(int(rng.integers(extra.point_lights[0], extra.point_lights[1] + 1))):
+        points.append({"kind": "point", "role": "extra", "azimuth": float(rng.uniform(-120, 120)),
+                       "elevation": float(rng.uniform(-30, 70)), "kelvin": float(rng.uniform(*lc.kelvin)),
+                       "intensity": float(rng.uniform(*extra.point_intensity)),
+                       "distance_cm": float(rng.uniform(*extra.point_distance_cm))})
+    return (key, fill, *points)
+
+
+def sample_occluder_specs(cfg: SynthConfig, rng: np.random.Generator) -> tuple[dict, ...]:
+    """Occluder specs (kind, class id, parameters); identity colours are filled at build time."""
+    oc = cfg.occluders
+    if rng.random() >= oc.probability:
+        return ()
+    names = sorted(oc.kinds)
+    p = np.array([oc.kinds[n] for n in names], dtype=np.float64)
+    count = int(rng.integers(1, oc.max_count + 1))
+    kinds = [names[int(k)] for k in rng.choice(len(names), size=count, p=p / p.sum())]
+    out = []
+    for kind in kinds:
+        params = occ.sample_params(kind, rng, lens_weights=oc.lenses)
+        out.append({"kind": kind, "class_id": occ.class_of(kind, params), "params": params})
+    return tuple(out)
+
+
+def sample_photometric(cfg: SynthConfig, rng: np.random.Generator) -> dict:
+    """Camera effects (exposure, blur, noise, JPEG); ``noise_seed`` makes the noise exact."""
+    pc = cfg.photometric
+    draws = rng.random(4)
+    return {
+        "exposure_ev": float(rng.uniform(*pc.exposure_ev)) if draws[0] < pc.exposure_p else 0.0,
+        "blur_sigma": float(rng.uniform(*pc.blur_sigma)) if draws[1] < pc.blur_p else 0.0,
+        "noise_std": float(rng.uniform(*pc.noise_std)) if draws[2] < pc.noise_p else 0.0,
+        "jpeg_quality": int(rng.integers(pc.jpeg_quality[0], pc.jpeg_quality[1] + 1)) if draws[3] < pc.jpeg_p else 0,
+        "noise_seed": int(rng.integers(2**31)),
+    }
 
 
 def _sample_background(cfg: SynthConfig, rng: np.random.Generator, images: Sequence[str]) -> dict:

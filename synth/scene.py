@@ -11,6 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from aukit.aus import au_vector
 from aukit.schema import SceneSpec
@@ -18,6 +19,8 @@ from synth import parts
 from synth.camera import Camera, framed_camera, head_matrix
 from synth.identity import Identity, hair_coverage, procedural_identity
 from synth.identity.wrinkles import apply_wrinkles
+from synth.occluders import HeadState, build_occluders
+from synth.occluders import shapes as occ_shapes
 from synth.rig import SEG_CLASSES, HeadRig, IdentityGeometry, Part
 
 SCLERA = np.array([0.80, 0.76, 0.72])
@@ -75,7 +78,8 @@ def build_scene(spec: SceneSpec, rig: HeadRig, cache: IdentityCache) -> SceneGeo
     all_parts = [*_skin_parts(rig, ident, geo, skin, normals, bits),
                  *_eye_parts(rig, ident, eyes_v, geo, bits),
                  *_mouth_parts(rig, geo, aus, bits, skin),
-                 _neck_part(rig, ident)]
+                 _neck_part(rig, ident),
+                 *_occluder_parts(spec, rig, ident, geo, skin, normals, lm_head)]
     frames = {"head": head, "neck": head_matrix(spec.pose, 0.5)}
     texture = apply_wrinkles(ident.texture, aus, rig.basis.neutral)
     return SceneGeometry(spec, tuple(all_parts), frames, cam, lm_world, ident, texture)
@@ -127,6 +131,22 @@ def _mouth_parts(rig, geo, aus, bits, skin):
         out.append(Part(name, v2, tris, n, SEG_CLASSES["mouth"], colors=c,
                         roughness=0.35 if "teeth" in name else 0.8,
                         tri_regions=np.full(len(tris), rb, np.uint32)))
+    return out
+
+
+def _occluder_parts(spec, rig, ident, geo, skin, normals, lm_head) -> list[Part]:
+    if not spec.occluders:
+        return []
+    head = HeadState(skin, normals, rig.triangles, rig.is_face_tri, lm_head, geo.eye_centers, cKDTree(skin))
+    out = []
+    for instance, klass, pieces in build_occluders(spec.occluders, head, ident.skin, ident.hair):
+        for k, pc in enumerate(pieces):
+            color = np.broadcast_to(np.asarray(pc.color, np.float32), pc.vertices.shape).astype(np.float32)
+            out.append(Part(f"occluder{instance}_{k}", pc.vertices, pc.triangles,
+                            occ_shapes.normals(pc.vertices, pc.triangles), SEG_CLASSES["occluder"],
+                            colors=color, roughness=pc.roughness, metallic=pc.metallic, alpha=pc.alpha,
+                            double_sided=True, instance=instance, occluder_class=klass,
+                            tri_regions=np.zeros(len(pc.triangles), np.uint32)))
     return out
 
 

@@ -61,10 +61,11 @@ class PyrenderRenderer:
 
     name = "pyrender"
 
-    def __init__(self, size: int, antialias: str = "ssaa2"):
+    def __init__(self, size: int, antialias: str = "ssaa2", shadows: bool = False):
         if antialias not in _SAMPLES:
             raise ValueError(f"antialias must be one of {sorted(_SAMPLES)}, got {antialias!r}")
         self.size, self.k, self.samples = size, _SUPERSAMPLE[antialias], _SAMPLES[antialias]
+        self.shadows = shadows
         _set_msaa(self.samples)
         try:
             self._gl = pyrender.OffscreenRenderer(size * self.k, size * self.k)
@@ -74,7 +75,9 @@ class PyrenderRenderer:
                 "(Debian/Ubuntu: libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1, or run scripts/setup.sh) "
                 f"and keep PYOPENGL_PLATFORM=egl. Cause: {exc}") from exc
         self._materials: dict = {}
-        self._flat = pyrender.MetallicRoughnessMaterial(baseColorFactor=[1.0, 1.0, 1.0, 1.0])
+        # id-pass materials: sidedness must match the colour pass part by part
+        self._flat = {ds: pyrender.MetallicRoughnessMaterial(baseColorFactor=[1.0, 1.0, 1.0, 1.0], doubleSided=ds)
+                      for ds in (False, True)}
         # Persistent scenes: camera and light nodes are reused and moved with set_pose
         # (building pyrender nodes from matrices is a large share of per-frame cost).
         self._scenes = {name: _PersistentScene() for name in ("color", "id")}
@@ -93,7 +96,9 @@ class PyrenderRenderer:
         bg = compose.background(geom.spec.background, self.size)
         rgb = compose.composite(rgba, bg, self.k)
         ids, depth = self._id_pass(geom)
-        return {"rgb": rgb, **pixel_labels(geom, ids, depth)}
+        # occluders: a second id pass without them tells what they hide
+        clear = self._id_pass(geom, occluders=False)[0] if any(p.instance for p in geom.parts) else None
+        return {"rgb": rgb, **pixel_labels(geom, ids, depth, clear)}
 
     # ------------------------------------------------------------------ passes
     def _color_pass(self, geom: SceneGeometry) -> np.ndarray:
@@ -106,20 +111,31 @@ class PyrenderRenderer:
         sc.set_lights(geom.spec.lights)
         sc.set_camera(geom.camera.scaled(self.k))
         self._resize(self.size * self.k)
-        color, _ = self._gl.render(sc.scene, flags=pyrender.RenderFlags.RGBA | _NO_DEPTH)
+        flags = pyrender.RenderFlags.RGBA | _NO_DEPTH
+        if self.shadows:
+            flags |= pyrender.RenderFlags.SHADOWS_DIRECTIONAL
+        color, _ = self._gl.render(sc.scene, flags=flags)
         return color
 
-    def _id_pass(self, geom: SceneGeometry) -> tuple[np.ndarray, np.ndarray]:
+    def _id_pass(self, geom: SceneGeometry, occluders: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Flat triangle ids and depth. See-through parts (alpha < 0.5, clear lenses) are
+        not drawn, so they neither occlude nor hide landmarks."""
         sc = self._scenes["id"]
-        pos, col, offset = [], [], 0
+        pos: dict[bool, list] = {False: [], True: []}
+        col: dict[bool, list] = {False: [], True: []}
+        offset = 0
         for part in geom.parts:
+            if part.alpha < 0.5 or (part.instance and not occluders):
+                offset += len(part.triangles)   # ids stay stable whatever is skipped
+                continue
             m = geom.frames[part.node]
             v = part.vertices[part.triangles].reshape(-1, 3) @ m[:3, :3].T + m[:3, 3]
-            pos.append(v.astype(np.float32))
-            col.append(np.repeat(id_colors(len(part.triangles), offset), 3, axis=0))
+            pos[part.double_sided].append(v.astype(np.float32))
+            col[part.double_sided].append(np.repeat(id_colors(len(part.triangles), offset), 3, axis=0))
             offset += len(part.triangles)
-        prim = pyrender.Primitive(positions=np.concatenate(pos), color_0=np.concatenate(col), material=self._flat)
-        sc.set_mesh(pyrender.Mesh([prim]))
+        prims = [pyrender.Primitive(positions=np.concatenate(pos[ds]), color_0=np.concatenate(col[ds]),
+                                    material=self._flat[ds]) for ds in (False, True) if pos[ds]]
+        sc.set_mesh(pyrender.Mesh(prims))
         sc.set_camera(geom.camera)
         self._resize(self.size)
         rgb, depth = self._gl.render(sc.scene, flags=pyrender.RenderFlags.FLAT)
@@ -130,26 +146,26 @@ class PyrenderRenderer:
             self._gl.viewport_width = self._gl.viewport_height = side
 
     def _material(self, key: tuple, geom: SceneGeometry) -> pyrender.Material:
-        texture, roughness = key
+        texture, roughness, metallic, alpha, double_sided = key
+        opts = dict(baseColorFactor=[1.0, 1.0, 1.0, float(alpha)], metallicFactor=float(metallic),
+                    roughnessFactor=float(roughness), doubleSided=bool(double_sided),
+                    alphaMode="BLEND" if alpha < 1.0 else "OPAQUE")
         if texture:
             tex = geom.face_texture
-            mkey = ("face", id(tex), roughness)
+            mkey = ("face", id(tex), key)
             if tex is geom.identity.texture and mkey in self._materials:
                 return self._materials[mkey]
             mat = pyrender.MetallicRoughnessMaterial(
-                baseColorTexture=pyrender.Texture(source=tex, source_channels="RGB"),
-                baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=0.0, roughnessFactor=roughness)
+                baseColorTexture=pyrender.Texture(source=tex, source_channels="RGB"), **opts)
             if tex is geom.identity.texture:  # wrinkled textures change every frame: not cached
                 if len(self._materials) > 64:
                     self._materials.clear()
                 self._materials[mkey] = mat
             return mat
-        mkey = ("plain", roughness)
+        mkey = ("plain", key)
         if mkey not in self._materials:
-            self._materials[mkey] = pyrender.MetallicRoughnessMaterial(
-                baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=0.0, roughnessFactor=roughness)
+            self._materials[mkey] = pyrender.MetallicRoughnessMaterial(**opts)
         return self._materials[mkey]
-
 
 
 class _PersistentScene:
@@ -159,7 +175,7 @@ class _PersistentScene:
         self.scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 0.0], ambient_light=np.zeros(3))
         self.camera = pyrender.IntrinsicsCamera(1.0, 1.0, 0.0, 0.0, znear=5.0, zfar=2000.0)
         self.camera_node = self.scene.add(self.camera, pose=np.eye(4))
-        self.lights: list[tuple[pyrender.DirectionalLight, pyrender.Node]] = []
+        self.lights: dict[str, list[tuple[pyrender.Light, pyrender.Node]]] = {}
         self.mesh_node: pyrender.Node | None = None
 
     def set_mesh(self, mesh: pyrender.Mesh) -> None:
@@ -172,17 +188,23 @@ class _PersistentScene:
         self.scene.set_pose(self.camera_node, cam.pose)
 
     def set_lights(self, lights) -> None:
-        while len(self.lights) < len(lights):
-            light = pyrender.DirectionalLight(color=np.ones(3), intensity=0.0)
-            self.lights.append((light, self.scene.add(light, pose=np.eye(4))))
-        for k, (light, node) in enumerate(self.lights):
-            if k >= len(lights):
-                light.intensity = 0.0
-                continue
-            spec = lights[k]
-            light.color = compose.kelvin_rgb(spec["kelvin"])
-            light.intensity = spec["intensity"]
-            self.scene.set_pose(node, _light_pose(spec["azimuth"], spec["elevation"]))
+        for kind, cls in (("directional", pyrender.DirectionalLight), ("point", pyrender.PointLight)):
+            wanted = [light for light in lights if light["kind"] == kind]
+            pool = self.lights.setdefault(kind, [])
+            while len(pool) < len(wanted):
+                light = cls(color=np.ones(3), intensity=0.0)
+                pool.append((light, self.scene.add(light, pose=np.eye(4))))
+            for k, (light, node) in enumerate(pool):
+                if k >= len(wanted):
+                    light.intensity = 0.0
+                    continue
+                spec = wanted[k]
+                light.color = compose.kelvin_rgb(spec["kelvin"])
+                light.intensity = spec["intensity"]
+                pose = _light_pose(spec["azimuth"], spec["elevation"])
+                if kind == "point":
+                    pose[:3, 3] = compose.light_direction(spec["azimuth"], spec["elevation"]) * spec["distance_cm"]
+                self.scene.set_pose(node, pose)
 
 
 def _light_pose(azimuth: float, elevation: float) -> np.ndarray:
@@ -198,11 +220,12 @@ def _light_pose(azimuth: float, elevation: float) -> np.ndarray:
 def _merged(geom: SceneGeometry) -> dict[tuple, tuple]:
     """Parts grouped by material, in world space: fewer draw calls and primitive uploads.
 
-    Returns ``{(texture, roughness): (positions, normals, indices, colors, uv)}``.
+    Returns ``{(texture, roughness, metallic, alpha, double_sided): (positions, normals,
+    indices, colors, uv)}``.
     """
     groups: dict[tuple, list] = {}
     for p in geom.parts:
-        groups.setdefault((p.texture, p.roughness), []).append(p)
+        groups.setdefault((p.texture, p.roughness, p.metallic, p.alpha, p.double_sided), []).append(p)
     out = {}
     for key, plist in groups.items():
         pos, nrm, idx, col, uv, base = [], [], [], [], [], 0

@@ -24,7 +24,8 @@ def spec_with(index=0, yaw=0.0, aus=None, **changes):
     spec = sample_scene(cfg, 11, index)
     spec = dataclasses.replace(spec, image_size=SIZE, camera={"distance_cm": 80.0, "jitter": [0.0, 0.0, 0.0]},
                                pose={"yaw": yaw, "pitch": 0.0, "roll": 0.0}, gaze={"yaw": 0.0, "pitch": 0.0},
-                               aus={a: 0.0 for a in RIG_AUS} | (aus or {}), **changes)
+                               aus={a: 0.0 for a in RIG_AUS} | (aus or {}), occluders=(), photometric={},
+                               **changes)
     return spec
 
 
