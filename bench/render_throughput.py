@@ -22,21 +22,21 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 OUT = Path(__file__).parent / "results" / "render_throughput.json"
 
 
-def _cfg(size: int, antialias: str):
+def _cfg(size: int, antialias: str, occluders: float = 0.35):
     from aukit.config import load
     from synth.config import SynthConfig
 
     # a small identity pool: identity building (~0.1 s each) is amortised over long runs
     # and reported separately below
     return load(SynthConfig, overrides=[f"output.size={size}", f"output.antialias={antialias}",
-                                        "identity.pool_size=8"])
+                                        "identity.pool_size=8", f"occluders.probability={occluders}"])
 
 
 def _worker(args) -> tuple[float, int]:
-    size, antialias, indices, write_dir, barrier = args
+    size, antialias, indices, write_dir, barrier, occluders = args
     from synth import pipeline
 
-    cfg = _cfg(size, antialias)
+    cfg = _cfg(size, antialias, occluders)
     job = pipeline.Job(cfg, write_dir or tempfile.mkdtemp(), len(indices), 0)
     pipeline._init_worker(job)
     from synth.sampling import sample_scene
@@ -56,13 +56,13 @@ def _worker(args) -> tuple[float, int]:
     return time.perf_counter() - t, len(indices)
 
 
-def measure(size: int, workers: int, n: int, write: bool, antialias: str) -> float:
+def measure(size: int, workers: int, n: int, write: bool, antialias: str, occluders: float = 0.35) -> float:
     """Images/s over ``n`` samples split across ``workers`` processes (after warm-up)."""
     ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory() as tmp, ctx.Manager() as mgr:
         barrier = mgr.Barrier(workers)
         chunks = [list(range(k, n, workers)) for k in range(workers)]
-        args = [(size, antialias, c, tmp if write else None, barrier) for c in chunks]
+        args = [(size, antialias, c, tmp if write else None, barrier, occluders) for c in chunks]
         with ctx.Pool(workers) as pool:
             res = pool.map(_worker, args)
     wall = max(t for t, _ in res)
@@ -124,12 +124,19 @@ def main() -> None:
                 ips = measure(size, workers, a.n, write, a.antialias)
                 rows.append({"size": size, "workers": workers, "write": write, "images_per_s": round(ips, 2)})
                 print(f"size {size:4d}  workers {workers}  {'render+write' if write else 'render only ':12s}  {ips:7.1f} img/s", flush=True)
+    # occluders on (every sample) against off, same settings, same run
+    occ = {}
+    for prob in (0.0, 1.0):
+        occ[prob] = measure(min(a.sizes), 1, a.n, False, a.antialias, occluders=prob)
+        print(f"size {min(a.sizes):4d}  workers 1  render only   occluders p={prob:.0f}: {occ[prob]:7.1f} img/s", flush=True)
     base = next(r["images_per_s"] for r in rows if r["size"] == min(a.sizes) and r["workers"] == 1 and not r["write"])
     for r in rows:
         r["ratio_vs_1worker_render_only_smallest"] = round(r["images_per_s"] / base, 3)
     stages = breakdown(min(a.sizes), a.antialias)
     print("per-image stage times (ms, 1 process, %d px):" % min(a.sizes), stages)
     result = {"antialias": a.antialias, "n": a.n, "cpu_count": os.cpu_count(), "rows": rows,
+              "occluders": {"off_images_per_s": round(occ[0.0], 2), "on_images_per_s": round(occ[1.0], 2),
+                            "on_over_off": round(occ[1.0] / occ[0.0], 3)},
               "stages_ms": stages, "baseline_images_per_s": base}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -35,6 +35,8 @@ def build_parser(prog: str = "ausynth render") -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["pyrender", "blender"], default=None,
                    help="renderer (shorthand for --set output.backend=...)")
     p.add_argument("--sheet", default=None, metavar="PNG", help="also write a contact sheet of the result")
+    p.add_argument("--sheet-overlay", default="none", choices=["none", "landmarks", "regions", "seg", "occlusion"],
+                   help="labels drawn on the contact sheet (see `ausynth sheet --help`)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -69,6 +71,6 @@ def main(args: argparse.Namespace) -> int:
     if args.sheet:
         from synth.sheet import write_sheet
 
-        write_sheet(Path(args.out), Path(args.sheet))
+        write_sheet(Path(args.out), Path(args.sheet), overlay=args.sheet_overlay)
         print(f"contact sheet: {args.sheet}")
     return 0 if not result["errors"] else 1

@@ -2,7 +2,8 @@
 
 Works on any GANimation-format folder; overlays need our per-sample arrays
 (``masks/<id>.npz``): ``landmarks`` (68 points, visible green / hidden red), ``regions``
-(pixels moved by the active AUs, tinted) and ``seg`` (segmentation classes).
+(pixels moved by the active AUs, tinted), ``seg`` (segmentation classes) and ``occlusion``
+(occluders yellow, the face they hide red).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from PIL import Image, ImageDraw
 from aukit.dataset import DatasetError, read_dataset
 from aukit.landmarks import LM68
 
+OVERLAYS = ["none", "landmarks", "regions", "seg", "occlusion"]
 SEG_COLORS = np.array([[0, 0, 0], [255, 200, 150], [80, 160, 255], [220, 40, 60], [140, 100, 60],
                        [200, 160, 120], [60, 220, 90], [220, 220, 40]], np.uint8)
 
@@ -37,6 +39,14 @@ def _overlay(img: Image.Image, arrays: dict, mode: str, scale: float) -> Image.I
     if mode == "seg" and "seg" in arrays:
         seg = SEG_COLORS[np.clip(arrays["seg"], 0, len(SEG_COLORS) - 1)]
         img = Image.blend(img, Image.fromarray(seg).resize(img.size, Image.Resampling.NEAREST), 0.45)
+    elif mode == "occlusion" and "occlusion" in arrays:
+        # occluders in yellow, the face they hide in red, everything else unchanged
+        tint = np.zeros(arrays["occlusion"].shape + (3,), np.uint8)
+        tint[arrays["occlusion"]] = (255, 220, 0)
+        tint[arrays["face_occluded"]] = (255, 30, 30)
+        mask = Image.fromarray((arrays["occlusion"] * 255).astype(np.uint8)).resize(img.size, Image.Resampling.NEAREST)
+        t = Image.fromarray(tint).resize(img.size, Image.Resampling.NEAREST)
+        img = Image.composite(Image.blend(img, t, 0.55), img, mask)
     elif mode == "regions" and "au_regions" in arrays:
         mask = arrays["au_regions"] > 0
         tint = np.zeros(mask.shape + (3,), np.uint8)
@@ -44,7 +54,7 @@ def _overlay(img: Image.Image, arrays: dict, mode: str, scale: float) -> Image.I
         t = Image.fromarray(tint).resize(img.size, Image.Resampling.NEAREST)
         img = Image.composite(Image.blend(img, t, 0.5),
                               img, Image.fromarray((mask * 255).astype(np.uint8)).resize(img.size))
-    if mode in ("landmarks", "seg", "regions") and "landmarks_2d" in arrays:
+    if mode in ("landmarks", "seg", "regions", "occlusion") and "landmarks_2d" in arrays:
         d = ImageDraw.Draw(img)
         lm, vis = arrays["landmarks_2d"][list(LM68)] * scale, arrays["landmark_visible"][list(LM68)]
         for (x, y), v in zip(lm, vis):
@@ -88,8 +98,10 @@ def build_parser(prog: str = "ausynth sheet") -> argparse.ArgumentParser:
     p.add_argument("--start", type=int, default=0, help="skip this many samples first")
     p.add_argument("--cols", type=int, default=8, help="tiles per row (default 8)")
     p.add_argument("--tile", type=int, default=160, help="tile size in pixels (default 160)")
-    p.add_argument("--overlay", choices=["none", "landmarks", "regions", "seg"], default="none",
-                   help="draw labels over the images (needs our masks/<id>.npz)")
+    p.add_argument("--overlay", choices=OVERLAYS, default="none",
+                   help="draw labels over the images (needs our masks/<id>.npz): landmarks (visible "
+                        "green, hidden red), regions (pixels moved by active AUs), seg (classes), "
+                        "occlusion (occluders yellow, hidden face red)")
     return p
 
 
