@@ -199,6 +199,33 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class BlenderConfig:
+    """The Blender backend (``output.backend: blender``; needs ``pip install 'ausynth[blender]'``).
+
+    ``engine``: ``cycles`` (CPU path tracing) or ``eevee`` (rasteriser; headless through
+    software OpenGL, slower than Cycles here). ``samples`` per pixel; ``denoise`` with
+    OpenImageDenoise; ``adaptive_sampling`` stops converged pixels early (noise
+    ``adaptive_threshold``); ``threads`` per worker, 0 = all cores; ``subsurface``: skin
+    scattering model (``random_walk``, ``burley`` or ``none``). See docs/blender.md.
+    """
+
+    engine: Literal["cycles", "eevee"] = "cycles"
+    samples: int = 32
+    denoise: bool = True
+    adaptive_sampling: bool = True
+    adaptive_threshold: float = 0.02
+    threads: int = 0
+    max_bounces: int = 6
+    subsurface: Literal["random_walk", "burley", "none"] = "random_walk"
+
+    def __post_init__(self) -> None:
+        check(1 <= self.samples <= 65536, "blender.samples must be in 1..65536")
+        check(0 <= self.adaptive_threshold < 1, "blender.adaptive_threshold must be in [0, 1)")
+        check(0 <= self.threads <= 1024, "blender.threads must be >= 0 (0 = all cores)")
+        check(0 <= self.max_bounces <= 64, "blender.max_bounces must be in 0..64")
+
+
+@dataclass(frozen=True)
 class SynthConfig:
     """Everything ``ausynth render`` needs besides ``--n``, ``--out``, ``--seed``, ``--workers``."""
 
@@ -212,3 +239,4 @@ class SynthConfig:
     lights_extra: LightExtrasConfig = field(default_factory=LightExtrasConfig)
     photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    blender: BlenderConfig = field(default_factory=BlenderConfig)

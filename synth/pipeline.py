@@ -86,12 +86,24 @@ def prepare_job(cfg: SynthConfig, out: str | Path, n: int, seed: int) -> Job:
     if seed < 0:
         raise ConfigError("--seed must be a non-negative integer")
     images = list_background_images(cfg)
+    _check_backend(cfg.output.backend)
     record = {"seed": seed, "config": to_dict(cfg)}
     out = Path(out)
     check_output(out, record)
     record["n_requested"] = n
     atomic.write_json(out / JOB_FILE, record, fsync=True)
     return Job(cfg, str(out), n, seed, images)
+
+
+def _check_backend(name: str) -> None:
+    """A missing renderer package is reported before any work (and before worker processes
+    that would fail in their initializer)."""
+    from synth.render import check_available
+
+    try:
+        check_available(name)
+    except RuntimeError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 # ---------------------------------------------------------------------------- worker side
@@ -106,8 +118,11 @@ def _init_worker(job: Job) -> None:
 
     out = job.cfg.output
     rig = HeadRig(subdivisions=out.subdivisions)
+    cache = IdentityCache(rig)
     opts = {"antialias": out.antialias, "shadows": job.cfg.lights_extra.shadows} if out.backend == "pyrender" else {}
-    _STATE.update(job=job, rig=rig, cache=IdentityCache(rig),
+    if out.backend == "blender":  # Cycles settings; the skin's AU shape keys need the identity cache
+        opts = {**to_dict(job.cfg.blender), "identity_cache": cache}
+    _STATE.update(job=job, rig=rig, cache=cache,
                   renderer=make_renderer(out.backend, out.size, **opts),
                   writer=DatasetWriter(job.out, out.image_format, out.jpeg_quality))
 

@@ -44,9 +44,13 @@ def test_package_respects_layering(package):
     assert not bad, f"{package} imports what it must not: {bad}"
 
 
+# modules that come with the bpy wheel
+BPY_MODULES = {"bpy", "mathutils", "bpy_extras"}
+
+
 def test_bpy_is_confined_to_the_blender_backend():
     users = {str(f.relative_to(REPO)) for pkg in ("aukit", "synth", "train", "eval", "annotate", "ausynth")
-             for f in sources(pkg) if "bpy" in imported_modules(f)}
+             for f in sources(pkg) if BPY_MODULES & imported_modules(f)}
     assert users <= BPY_ALLOWED
 
 

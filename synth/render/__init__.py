@@ -9,6 +9,7 @@ dtypes) and ``close()``. Backends are imported lazily so ``bpy`` is only needed 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 BACKENDS: dict[str, tuple[str, str, str]] = {
@@ -16,6 +17,20 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
     "pyrender": ("synth.render.pyrender_backend", "PyrenderRenderer", "pip install pyrender==0.1.45"),
     "blender": ("synth.render.blender_backend", "BlenderRenderer", "pip install 'ausynth[blender]' (bpy==5.0.1)"),
 }
+
+
+# name -> top-level package the backend needs (checked without importing it)
+REQUIRES: dict[str, str] = {"pyrender": "pyrender", "blender": "bpy"}
+
+
+def check_available(name: str) -> None:
+    """Raise RuntimeError naming the install command if backend ``name`` cannot be imported."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown render backend {name!r}; choose one of {sorted(BACKENDS)}")
+    package = REQUIRES.get(name)
+    if package and importlib.util.find_spec(package) is None:
+        raise RuntimeError(f"backend {name!r} is not available: no module named {package!r}. "
+                           f"Install it with: {BACKENDS[name][2]}")
 
 
 def make_renderer(name: str, size: int, **options: Any):

@@ -124,6 +124,7 @@ class BlenderRenderer:
         self._suns: list = []
         self._points: list = []
         self._datablocks: list = []
+        self._face_image = self._cornea_mat = self._culled_mat = None
 
     # ------------------------------------------------------------------ public
     def render(self, geom: SceneGeometry) -> dict[str, np.ndarray]:
@@ -154,6 +155,7 @@ class BlenderRenderer:
             with contextlib.suppress(ReferenceError):
                 bpy.data.batch_remove(alive)
         self._built, self._slots, self._suns, self._points, self._datablocks = False, {}, [], [], []
+        self._face_image = self._cornea_mat = self._culled_mat = None
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -198,7 +200,6 @@ class BlenderRenderer:
         self._world = self._new(d.worlds, "world")
         self._world_bg = _world_nodes(self._world)
         self._scene_c.world = self._world
-        self._face_image = None
         self._built = True
 
     def _setup_colour_scene(self) -> None:
@@ -401,7 +402,7 @@ class BlenderRenderer:
         return index
 
     def _culled_material(self):
-        mat = getattr(self, "_culled_mat", None)
+        mat = self._culled_mat
         if mat is None:
             mat = self._new(bpy.data.materials, "culled")
             tree = _node_tree(mat)
@@ -456,7 +457,7 @@ class BlenderRenderer:
         blocks = [slot.obj, slot.mesh]
         for pair in (*slot.back.values(), *slot.cornea.values()):
             blocks += list(pair[:2])
-        blocks += [m for m, _ in slot.materials if m.users <= 1]
+        blocks += [m for m, _ in slot.materials]
         bpy.data.batch_remove(blocks)
         gone = {id(b) for b in blocks}
         self._datablocks = [b for b in self._datablocks if id(b) not in gone]
@@ -566,7 +567,7 @@ class BlenderRenderer:
         return mat, bsdf
 
     def _cornea_material(self):
-        mat = getattr(self, "_cornea_mat", None)
+        mat = self._cornea_mat
         if mat is not None:
             return mat
         mat = self._new(bpy.data.materials, "cornea")
