@@ -6,15 +6,20 @@ and interleaved trial by trial so that machine load hits both alike:
 * ``baseline``: a straight port of the official ``optimize_parameters`` (modern PyTorch
   syntax, same algorithm: generator forward with graph on every critic step, separate
   critic calls for real and fake, penalty as a second step, generator recomputed for its
-  step, default Adam) fed by the official data path (a DataLoader whose workers decode
-  JPEGs, flip, ToTensor and Normalize);
+  step, default Adam) fed by the official data path (a DataLoader decoding JPEGs, flip,
+  ToTensor, Normalize; in-process, so that its CPU time counts);
 * ``ours``: :func:`train.loop.train_step` (separate penalty step, like the baseline) fed by
   :func:`train.data.batches` from the in-memory uint8 cache;
 * ``ours_combined``: the same with the single combined critic step (reported, not used
   for the ratio since it changes the algorithm).
 
 It also measures loading alone (images/s) for the in-memory baseline (pre-made float
-tensors), our cache path, our streaming decoder, and the official DataLoader.
+tensors), our cache path, our streaming decoder, and the official DataLoader (the last
+two with ``--workers`` processes).
+
+Each cycle is timed in wall-clock seconds and in this process's CPU seconds. On a shared
+machine the CPU-time ratio is the robust one (other processes stretch wall time at
+random); on an idle machine or a GPU the two agree.
 
     python bench/train_step.py                      # both sizes, results in bench/results/
     python bench/train_step.py --sizes small --repeats 5 --threads 1
@@ -149,27 +154,29 @@ def build(size: str, batch: int, data: Path, device: str, extra: list[str]):
     return cfg, mix
 
 
-def time_ours(cfg: TrainConfig, mix: Mixture, nets: Nets, cache, device, step0: int) -> float:
+def time_ours(cfg: TrainConfig, mix: Mixture, nets: Nets, cache, device, step0: int
+              ) -> tuple[float, float]:
+    """(wall seconds, this process's CPU seconds) of one cycle."""
     cl = cfg.run.channels_last == "on" or (cfg.run.channels_last == "auto" and device.type == "cuda")
     it = batches(mix, seed=0, batch=cfg.optim.batch_size, size=cfg.model.image_size,
                  start=step0, stop=step0 + CYCLE, cache=cache)
     lam = cfg.loss.cond_weight(cfg.optim.batch_size)
     sync(device)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for batch in it:
         train_step(nets, cfg, batch, device, cl, lam)
     sync(device)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - c
 
 
-def time_baseline(G, D, opt_g, opt_d, loader_it, device) -> float:
+def time_baseline(G, D, opt_g, opt_d, loader_it, device) -> tuple[float, float]:
     sync(device)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for i in range(CYCLE):
         real, real_cond, desired = (x.to(device, non_blocking=True) for x in next(loader_it))
         official_step(G, D, opt_g, opt_d, real, real_cond, desired, (i + 1) % CYCLE == 0)
     sync(device)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - c
 
 
 def bench_size(size: str, batch: int, data: Path, device: torch.device, repeats: int,
@@ -185,26 +192,32 @@ def bench_size(size: str, batch: int, data: Path, device: torch.device, repeats:
     G.fast = D.fast = False  # the literal official forward of both networks
     opt_g = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=1e-4, betas=(0.5, 0.999))
+    # Decoding in this process (workers=0) keeps all of the baseline's work inside the
+    # CPU-time measurement; loading speed with workers is measured separately below.
     loader = torch.utils.data.DataLoader(OfficialDataset(mix, cfg.model.image_size), batch_size=batch,
-                                         num_workers=workers, drop_last=True,
+                                         num_workers=0, drop_last=True,
                                          pin_memory=device.type == "cuda")
     loader_it = iter(loader)
-    times: dict[str, list[float]] = {"baseline": [], "ours": [], "ours_combined": []}
-    for r in range(repeats + 1):  # trial 0 warms up (allocator, kernels, workers)
-        tb = time_baseline(G, D, opt_g, opt_d, loader_it, device)
-        to = time_ours(cfg, mix, ours, cache, device, r * CYCLE)
-        tc = time_ours(cfg_c, mix, ours_c, cache, device, r * CYCLE)
+    names = ("baseline", "ours", "ours_combined")
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in names}
+    for r in range(repeats + 1):  # trial 0 warms up (allocator, kernels)
+        trial = {"baseline": time_baseline(G, D, opt_g, opt_d, loader_it, device),
+                 "ours": time_ours(cfg, mix, ours, cache, device, r * CYCLE),
+                 "ours_combined": time_ours(cfg_c, mix, ours_c, cache, device, r * CYCLE)}
         if r:
-            times["baseline"].append(tb)
-            times["ours"].append(to)
-            times["ours_combined"].append(tc)
-        print(f"  {size} trial {r}{' (warm-up)' if not r else ''}: baseline {tb:.2f}s  "
-              f"ours {to:.2f}s  combined {tc:.2f}s", flush=True)
-    res = {k: {"cycle_s_median": statistics.median(v), "cycle_s": v,
-               "images_per_s": CYCLE * batch / statistics.median(v)} for k, v in times.items()}
-    res["ratio_ours_vs_baseline"] = res["ours"]["images_per_s"] / res["baseline"]["images_per_s"]
-    res["ratio_combined_vs_baseline"] = (res["ours_combined"]["images_per_s"]
-                                         / res["baseline"]["images_per_s"])
+            for k in names:
+                times[k].append(trial[k])
+        print(f"  {size} trial {r}{' (warm-up)' if not r else ''}: " + "  ".join(
+            f"{k} {w:.2f}s (cpu {c:.2f}s)" for k, (w, c) in trial.items()), flush=True)
+    res: dict = {}
+    for k, v in times.items():
+        wall, cpu = statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)
+        res[k] = {"cycle_wall_s": [x[0] for x in v], "cycle_cpu_s": [x[1] for x in v],
+                  "images_per_s": CYCLE * batch / wall, "images_per_cpu_s": CYCLE * batch / cpu}
+    for k in ("ours", "ours_combined"):
+        res[f"ratio_{k}_vs_baseline"] = res[k]["images_per_s"] / res["baseline"]["images_per_s"]
+        res[f"ratio_{k}_vs_baseline_cpu"] = (res[k]["images_per_cpu_s"]
+                                            / res["baseline"]["images_per_cpu_s"])
     res["loading_images_per_s"] = bench_loading(cfg, mix, cache, device, workers)
     res["batch"], res["image_size"] = batch, cfg.model.image_size
     return res
@@ -270,13 +283,16 @@ def main() -> int:
             print(f"{size}: {px} px, batch {batch}, {reps} timed cycles of {CYCLE}:1 on {device}", flush=True)
             results["sizes"][size] = bench_size(size, batch, data, device, reps, args.workers)
     results["load_avg_end"] = os.getloadavg()
-    print(f"\n{'size':<9} {'baseline img/s':>15} {'ours img/s':>11} {'ratio':>6} "
-          f"{'combined img/s':>15} {'ratio':>6}   loading img/s (memory / stream / official / in-mem baseline)")
+    print(f"\n{'size':<9} {'baseline img/s':>15} {'ours img/s':>11} {'ratio':>6} {'(cpu)':>6} "
+          f"{'combined img/s':>15} {'ratio':>6} {'(cpu)':>6}   loading img/s (memory / stream / "
+          "official / in-memory baseline)")
     for size, r in results["sizes"].items():
         ld = r["loading_images_per_s"]
         print(f"{size:<9} {r['baseline']['images_per_s']:>15.2f} {r['ours']['images_per_s']:>11.2f} "
-              f"{r['ratio_ours_vs_baseline']:>6.2f} {r['ours_combined']['images_per_s']:>15.2f} "
-              f"{r['ratio_combined_vs_baseline']:>6.2f}   {ld['ours_memory']:.0f} / "
+              f"{r['ratio_ours_vs_baseline']:>6.2f} {r['ratio_ours_vs_baseline_cpu']:>6.2f} "
+              f"{r['ours_combined']['images_per_s']:>15.2f} "
+              f"{r['ratio_ours_combined_vs_baseline']:>6.2f} "
+              f"{r['ratio_ours_combined_vs_baseline_cpu']:>6.2f}   {ld['ours_memory']:.0f} / "
               f"{ld['ours_stream']:.0f} / {ld['official_dataloader']:.0f} / {ld['in_memory_baseline']:.0f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -47,6 +47,10 @@ class IdentityCache:
         self._items: OrderedDict[int, tuple[Identity, IdentityGeometry]] = OrderedDict()
 
     def get(self, spec: dict) -> tuple[Identity, IdentityGeometry]:
+        if spec.get("kind") == "photo":  # photo-reconstructed identities (synth/identity/photo_scene.py)
+            from synth.identity.photo_scene import cache_get
+
+            return cache_get(self, spec)
         if spec.get("kind") != "procedural":
             raise ValueError(f"unsupported identity kind {spec.get('kind')!r}")
         key = int(spec["seed"])
@@ -65,6 +69,10 @@ class IdentityCache:
 
 def build_scene(spec: SceneSpec, rig: HeadRig, cache: IdentityCache) -> SceneGeometry:
     """Deform, dress and frame the head of ``spec``."""
+    if spec.identity.get("kind") == "photo":  # a re-posed photo face over its own backdrop
+        from synth.identity.photo_scene import build_photo_scene
+
+        return build_photo_scene(spec, rig, cache)
     ident, geo = cache.get(spec.identity)
     aus = au_vector(spec.aus)
     skin = rig.deform(geo, aus)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,8 +67,10 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         for item in overrides:
             cfgmod.apply_override(data, item)
         return cfgmod.from_dict(TrainConfig, data)
-    cfg = load_config(args.config, overrides)
-    return with_sources(cfg, args.data, args.mix)
+    cfg = with_sources(load_config(args.config, overrides), args.data, args.mix)
+    # Absolute data paths in the stored config, so --resume works from any directory.
+    sources = tuple(replace(s, path=Path(s.path).absolute()) for s in cfg.data.sources)
+    return replace(cfg, data=replace(cfg.data, sources=sources))
 
 
 def _run_dir_of(path: Path) -> Path:

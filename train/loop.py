@@ -223,7 +223,8 @@ def training_loop(cfg: TrainConfig, *, resume: str | Path | None = None,
         atomic.write_json(run_dir / "data.json", mix.stats())
     log = RunLogger(run_dir, info.is_main)
     log.event("resume" if resume else "start", step=start, total_steps=total,
-              world=info.world, device=str(device), lambda_cond_per_element=lambda_cond)
+              world=info.world, device=str(device), lambda_cond_per_element=lambda_cond,
+              sources=mix.stats())
     log.text("data", "\n\n".join(f"{s['source']}: {s['n_images']} images, p={s['prob']:.3f}, "
                                  f"AU mean {s['au_mean']}" for s in mix.stats()), start)
 

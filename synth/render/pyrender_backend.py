@@ -92,9 +92,14 @@ class PyrenderRenderer:
         :func:`synth.render.labels.pixel_labels` (seg, face_mask, au_regions, depth,
         landmarks_2d/3d, landmark_visible, landmarks68_2d, face_box).
         """
-        rgba = self._color_pass(geom)
-        bg = compose.background(geom.spec.background, self.size)
-        rgb = compose.composite(rgba, bg, self.k)
+        if getattr(geom, "photo", None) is not None:  # photo identity: over its own warped backdrop
+            from synth.render.photo_layer import render_photo
+
+            rgb = render_photo(self, geom)
+        else:
+            rgba = self._color_pass(geom)
+            bg = compose.background(geom.spec.background, self.size)
+            rgb = compose.composite(rgba, bg, self.k)
         ids, depth = self._id_pass(geom)
         # occluders: a second id pass without them tells what they hide
         clear = self._id_pass(geom, occluders=False)[0] if any(p.instance for p in geom.parts) else None
