@@ -130,7 +130,7 @@ def main(args: argparse.Namespace) -> int:
             print(dump_yaml(cfg), end="")
             return 0
         summary = run_prepare(cfg, progress=not args.no_progress)
-    except (ConfigError, FileNotFoundError, KeyError, ValueError, AnnotatorUnavailable) as exc:
+    except (ConfigError, FileNotFoundError, ValueError, AnnotatorUnavailable) as exc:
         print(f"ausynth prepare: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -145,13 +145,16 @@ def main(args: argparse.Namespace) -> int:
 def run_prepare(cfg: PrepareConfig, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) ``prepare``; returns the summary that also goes into the manifest."""
     out, images = Path(cfg.out).resolve(), Path(cfg.images).resolve()
+    photos = list_photos(images, exclude=out if out.is_relative_to(images) else None)
+    labels = LabelsTable(cfg.labels_csv) if cfg.labels_csv else None
     factory = registry.get_factory(cfg.annotator)
     probe = factory(**cfg.annotator_kwargs())  # fail fast on bad options or missing weights
     description = probe.describe()
     _claim_output(out, cfg)
-    photos = list_photos(images, exclude=out if out.is_relative_to(images) else None)
     writer = DatasetWriter(out, cfg.image_format, cfg.jpeg_quality)
-    tasks, records = _plan(cfg, photos, out, writer.done_ids())
+    tasks, records = _plan(cfg, photos, labels, out, writer.done_ids())
+    if min(cfg.workers, len(tasks)) > 1:
+        probe = None  # workers build their own; do not hold a second copy of its models
     settings = WorkerSettings(str(out), cfg.size, cfg.all_faces, cfg.max_side, cfg.min_confidence,
                               cfg.image_format, cfg.jpeg_quality, cfg.faces)
     bar = _progress(len(photos), len(photos) - len(tasks), progress)
@@ -191,11 +194,10 @@ def _claim_output(out: Path, cfg: PrepareConfig) -> None:
     atomic.write_json(state, key)
 
 
-def _plan(cfg: PrepareConfig, photos: list[Photo], out: Path,
+def _plan(cfg: PrepareConfig, photos: list[Photo], labels: LabelsTable | None, out: Path,
           done: set[str]) -> tuple[list[Task], dict[str, dict[str, Any]]]:
     """Tasks still to run, and the records of photos already settled."""
     previous = _read_report(out / REPORT)
-    labels = LabelsTable(cfg.labels_csv) if cfg.labels_csv else None
     tasks, records = [], {}
     for photo in photos:
         st = photo.path.stat()
@@ -257,12 +259,12 @@ def _run_task(task: Task) -> dict[str, Any]:
 
 
 def _execute(settings: WorkerSettings, factory: Any, cfg: PrepareConfig, tasks: list[Task],
-             probe: Annotator) -> Iterator[dict[str, Any]]:
+             probe: Annotator | None) -> Iterator[dict[str, Any]]:
     """Records of ``tasks`` in completion order (in-process when one worker suffices)."""
     if not tasks:
         return
     workers = min(cfg.workers, len(tasks))
-    if workers == 1:
+    if workers == 1 and probe is not None:
         state = WorkerState(settings, probe)
         try:
             for task in tasks:
@@ -270,7 +272,6 @@ def _execute(settings: WorkerSettings, factory: Any, cfg: PrepareConfig, tasks: 
         finally:
             state.analyzer.close()
         return
-    del probe  # workers build their own
     ctx = mp.get_context("spawn")  # fresh processes: no inherited MediaPipe/torch threads
     with ctx.Pool(workers, _init_worker, (settings, factory, cfg.annotator_kwargs())) as pool:
         try:

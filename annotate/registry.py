@@ -27,7 +27,7 @@ def register(name: str, factory: AnnotatorFactory, replace: bool = False) -> Non
 
 def get_factory(name: str) -> AnnotatorFactory:
     if name not in ANNOTATORS:
-        raise KeyError(f"unknown annotator {name!r}; available: {', '.join(sorted(ANNOTATORS))}")
+        raise ValueError(f"unknown annotator {name!r}; available: {', '.join(sorted(ANNOTATORS))}")
     return ANNOTATORS[name]
 
 

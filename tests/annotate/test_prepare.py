@@ -197,3 +197,11 @@ def test_cli_unknown_annotator_fails_before_work(tmp_path, capsys):
                         capture_output=True, text=True)
     assert rc.returncode == 2 and "unknown annotator 'nope'" in rc.stderr and "openface" in rc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_missing_images_folder_creates_nothing(tmp_path, capsys):
+    args = build_parser().parse_args(["--images", str(tmp_path / "absent"), "--out", str(tmp_path / "o"),
+                                      "--annotator", "test-geometry"])
+    assert main(args) == 2
+    assert "--images folder not found" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

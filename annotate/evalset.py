@@ -1,0 +1,116 @@
+"""The real-face evaluation set of the annotators: a fixed identity split and a crop cache.
+
+Source: ``real_faces/`` (``labels.csv``: image, identity, emotion, ...; see the shared data
+README). The set is split by **identity** into two halves, fixed forever by a hash:
+
+* ``test``: ``sha1("annotator-auc:" + identity)`` read as a fraction of 2^160 is < 0.5.
+  Never used for training or tuning: only ``bench/annotator_auc.py`` reports on it.
+* ``dev``: the other half. Free for tuning decisions (which recipe, which calibration).
+
+No annotator is trained on real images (``synthetic-cnn`` trains on renders only), so
+``dev`` is only ever looked at, never fitted.
+
+:func:`build_cache` detects each photo's largest face (``aukit.faces``), cuts it with the
+shared crop rule (``aukit.crop``) at ``size`` px -- exactly what ``ausynth prepare`` feeds
+an annotator -- and stores crops and landmarks in one ``.npz``, so each annotator sees the
+same faces and detection runs once.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from annotate.base import FaceSample
+from aukit.crop import crop_box, crop_image
+
+SPLIT_SALT = "annotator-auc:"
+
+
+def split_of(identity: str) -> str:
+    """``"test"`` or ``"dev"`` for a person (half of the identities each, by hash)."""
+    digest = hashlib.sha1((SPLIT_SALT + identity).encode("utf-8")).digest()
+    return "test" if int.from_bytes(digest, "big") < (1 << 159) else "dev"
+
+
+@dataclass(frozen=True)
+class FaceSet:
+    """Cached faces. ``crops`` uint8 (N, S, S, 3) RGB; ``landmarks`` float32 (N, 478, 3) in
+    crop pixels (z scaled alike); ``image_landmarks`` float32 (N, 478, 3) photo pixels;
+    ``names``/``identity``/``emotion``/``split``: str (N,). Photos without a face are left
+    out (their names are in ``missed``)."""
+
+    names: np.ndarray
+    identity: np.ndarray
+    emotion: np.ndarray
+    split: np.ndarray
+    crops: np.ndarray
+    landmarks: np.ndarray
+    image_landmarks: np.ndarray
+    missed: np.ndarray
+
+    def sample(self, i: int) -> FaceSample:
+        """Face ``i`` as an annotator input."""
+        return FaceSample(self.crops[i], self.landmarks[i], self.image_landmarks[i], str(self.names[i]))
+
+    def subset(self, mask: np.ndarray) -> "FaceSet":
+        """The faces where ``mask`` (bool (N,)) is true."""
+        return FaceSet(self.names[mask], self.identity[mask], self.emotion[mask], self.split[mask],
+                       self.crops[mask], self.landmarks[mask], self.image_landmarks[mask], self.missed)
+
+
+def read_labels(root: Path) -> list[dict[str, str]]:
+    """Rows of ``root/labels.csv`` (image, identity, emotion, ...)."""
+    with open(root / "labels.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def build_cache(root: Path, out: Path, size: int = 128, limit: int | None = None,
+                log_every: int = 500) -> Path:
+    """Detect, crop and store every photo of ``root`` (``real_faces``) into ``out`` (.npz)."""
+    from aukit.faces import FaceAnalyzer
+    from aukit.imageio import ImageError, load_image
+
+    rows = read_labels(root)[:limit]
+    keep: dict[str, list] = {k: [] for k in ("names", "identity", "emotion", "split", "crops",
+                                              "landmarks", "image_landmarks")}
+    missed, t0 = [], time.time()
+    with FaceAnalyzer() as analyzer:
+        for n, row in enumerate(rows):
+            try:
+                image = load_image(root / "images" / row["image"])
+            except ImageError:
+                missed.append(row["image"])
+                continue
+            face = analyzer.largest_face(image, allow_tiny=True)
+            if face is None:
+                missed.append(row["image"])
+                continue
+            box = crop_box(face.landmarks[:, :2])
+            lm = np.concatenate([box.to_crop(face.landmarks[:, :2], size),
+                                 face.landmarks[:, 2:3] * (size / box.side)], axis=1)
+            for key, val in (("names", row["image"]), ("identity", row["identity"]),
+                             ("emotion", row["emotion"]), ("split", split_of(row["identity"])),
+                             ("crops", crop_image(image, box, size)), ("landmarks", lm.astype(np.float32)),
+                             ("image_landmarks", face.landmarks.astype(np.float32))):
+                keep[key].append(val)
+            if log_every and (n + 1) % log_every == 0:
+                print(f"  cache: {n + 1}/{len(rows)} photos, {len(missed)} without a face, "
+                      f"{time.time() - t0:.0f} s", flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez(tmp, **{k: np.asarray(v) for k, v in keep.items()}, missed=np.asarray(missed, dtype=str))
+    tmp.replace(out)
+    return out
+
+
+def load_cache(path: Path) -> FaceSet:
+    """A cache written by :func:`build_cache`."""
+    with np.load(path, allow_pickle=False) as z:
+        return FaceSet(**{k: z[k] for k in ("names", "identity", "emotion", "split", "crops",
+                                             "landmarks", "image_landmarks", "missed")})
