@@ -30,7 +30,6 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from aukit import atomic
 from aukit.aus import GANIMATION_AUS
 
 SCHEMA_VERSION = 1
@@ -72,8 +71,9 @@ def read_ids(path: Path) -> list[str]:
     return [check_id(strip_image_ext(ln)) for ln in lines if ln]
 
 
-def write_ids(path: Path, ids: Iterable[str], ext: str = ".jpg") -> None:
-    atomic.write_text(path, "".join(f"{i}{ext}\n" for i in ids))
+def ids_text(ids: Iterable[str], ext: str = ".jpg") -> str:
+    """Contents of a ``*_ids.csv``: one ``<id><ext>`` per line (the official convention)."""
+    return "".join(f"{i}{ext}\n" for i in ids)
 
 
 # ----------------------------------------------------------------------------- AU tables
@@ -149,16 +149,15 @@ def _check_au_row(value: Any, where: str) -> np.ndarray:
     return arr
 
 
-def write_au_tables(root: Path, table: dict[str, np.ndarray]) -> None:
-    """Write ``aus.csv`` and ``aus_openface.pkl`` (float64, GANIMATION_AUS order, 0-5)."""
+def au_table_bytes(table: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
+    """``aus.csv`` and ``aus_openface.pkl`` contents (float64, GANIMATION_AUS order, 0-5)."""
     rows = {k: np.asarray(v, dtype=np.float64) for k, v in table.items()}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["id", *GANIMATION_AUS])
     for key, row in rows.items():
         w.writerow([key, *(repr(float(x)) for x in row)])
-    atomic.write_text(root / AU_CSV, buf.getvalue())
-    atomic.write_bytes(root / AU_PKL, pickle.dumps(rows, protocol=4))
+    return buf.getvalue().encode(), pickle.dumps(rows, protocol=4)
 
 
 def read_au_csv(path: Path) -> dict[str, np.ndarray]:

@@ -23,8 +23,9 @@ from PIL import Image
 
 from aukit import atomic
 from aukit.aus import GANIMATION_AUS, RIG_AUS
-from aukit.dataset import (IMGS, LABELS, MANIFEST, MASKS, META, SCHEMA_VERSION, SPLIT_FILES,
-                           DatasetError, check_id, write_au_tables, write_ids)
+from aukit.dataset import (AU_CSV, AU_PKL, IMGS, LABELS, MANIFEST, MASKS, META, SCHEMA_VERSION,
+                           SPLIT_FILES, DatasetError, au_table_bytes, check_id, ids_text)
+from aukit.storage import LocalStorage, Storage, open_storage
 
 _VERSIONED = ("numpy", "scipy", "trimesh", "pyrender", "PyOpenGL", "Pillow", "py-feat",
               "mediapipe", "torch", "bpy")
@@ -64,20 +65,25 @@ class DatasetWriter:
     Processes must write disjoint ids. Only one process may call :meth:`finalize`.
     """
 
-    def __init__(self, root: str | Path, image_format: str = "jpg", jpeg_quality: int = 95):
+    def __init__(self, root: str | Path | Storage, image_format: str = "jpg", jpeg_quality: int = 95):
         if image_format not in ("jpg", "png"):
             raise ValueError(f"image_format must be 'jpg' or 'png', got {image_format!r}")
-        self.root = Path(root)
+        self.store = root if isinstance(root, Storage) else open_storage(root)
         self.image_format = image_format
         self.jpeg_quality = jpeg_quality
-        for sub in (IMGS, META, MASKS):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        if isinstance(self.store, LocalStorage):
+            for sub in (IMGS, META, MASKS):
+                (self.store.root / sub).mkdir(parents=True, exist_ok=True)
+
+    @property
+    def root(self) -> Path | None:
+        return self.store.local_path()
 
     def is_done(self, sample_id: str) -> bool:
-        return (self.root / META / f"{sample_id}.json").is_file()
+        return self.store.exists(f"{META}/{sample_id}.json")
 
     def done_ids(self) -> set[str]:
-        return {p.stem for p in (self.root / META).glob("*.json")}
+        return {n[: -len(".json")] for n in self.store.list(META, ".json")}
 
     def write_sample(self, sample_id: str, image: np.ndarray, label: dict[str, Any],
                      arrays: dict[str, np.ndarray] | None = None) -> None:
@@ -92,37 +98,57 @@ class DatasetWriter:
         if label.get("split") not in SPLIT_FILES:
             raise DatasetError(f"{sample_id}: label 'split' must be one of {list(SPLIT_FILES)}")
         img_name = f"{sample_id}.{self.image_format}"
-        atomic.write_bytes(self.root / IMGS / img_name,
-                           encode_image(image, self.image_format, self.jpeg_quality))
+        self.store.write_bytes(f"{IMGS}/{img_name}", encode_image(image, self.image_format, self.jpeg_quality))
         meta = {"id": sample_id, "image": f"{IMGS}/{img_name}", **label}
         if arrays:
-            buf = io.BytesIO()
-            np.savez_compressed(buf, **arrays)
-            atomic.write_bytes(self.root / MASKS / f"{sample_id}.npz", buf.getvalue())
+            self.store.write_bytes(f"{MASKS}/{sample_id}.npz", encode_arrays(arrays))
             meta["arrays"] = f"{MASKS}/{sample_id}.npz"
-        atomic.write_json(self.root / META / f"{sample_id}.json", meta, indent=None)
+        self.store.write_bytes(f"{META}/{sample_id}.json", json.dumps(meta).encode())
+
+    def write_encoded(self, sample_id: str, image: bytes, image_ext: str, meta: dict[str, Any],
+                      arrays: bytes | None = None) -> None:
+        """Store an already-encoded sample as is (format conversion keeps bytes identical)."""
+        check_id(sample_id)
+        self.store.write_bytes(f"{IMGS}/{sample_id}.{image_ext}", image)
+        meta = {**meta, "id": sample_id, "image": f"{IMGS}/{sample_id}.{image_ext}"}
+        if arrays is not None:
+            self.store.write_bytes(f"{MASKS}/{sample_id}.npz", arrays)
+            meta["arrays"] = f"{MASKS}/{sample_id}.npz"
+        self.store.write_bytes(f"{META}/{sample_id}.json", json.dumps(meta).encode())
 
     def finalize(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Rebuild tables and ``manifest.json`` from every finished sample; returns the manifest."""
-        atomic.remove_stale_temps(self.root)
-        metas = [json.loads(p.read_text()) for p in sorted((self.root / META).glob("*.json"))]
-        table = {m["id"]: np.asarray(m["au17"], dtype=np.float64) for m in metas}
-        write_au_tables(self.root, table)
+        if self.root is not None:
+            atomic.remove_stale_temps(self.root)
+        metas = [json.loads(self.store.read_bytes(f"{META}/{n}")) for n in self.store.list(META, ".json")]
+        csv_bytes, pkl_bytes = au_table_bytes({m["id"]: np.asarray(m["au17"]) for m in metas})
+        self.store.write_bytes(AU_CSV, csv_bytes)
+        self.store.write_bytes(AU_PKL, pkl_bytes)
         for split, fname in SPLIT_FILES.items():
-            write_ids(self.root / fname, [m["id"] for m in metas if m["split"] == split],
-                      ext=f".{self.image_format}")
-        atomic.write_text(self.root / LABELS, "".join(json.dumps(m) + "\n" for m in metas))
-        full = {
-            "schema_version": SCHEMA_VERSION,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "n_samples": len(metas),
-            "n_train": sum(m["split"] == "train" for m in metas),
-            "n_test": sum(m["split"] == "test" for m in metas),
-            "au_order": list(GANIMATION_AUS),
-            "rig_au_order": list(RIG_AUS),
-            "au_scale": "FACS intensity 0-5 (not divided by 5)",
-            "versions": package_versions(),
-            **manifest,
-        }
-        atomic.write_json(self.root / MANIFEST, full, fsync=True)
+            ids = [m["id"] for m in metas if m["split"] == split]
+            self.store.write_bytes(fname, ids_text(ids, ext=f".{self.image_format}").encode())
+        self.store.write_bytes(LABELS, "".join(json.dumps(m) + "\n" for m in metas).encode())
+        full = manifest_header(metas) | manifest
+        self.store.write_bytes(MANIFEST, (json.dumps(full, indent=2) + "\n").encode())
         return full
+
+
+def encode_arrays(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def manifest_header(metas: list[dict[str, Any]]) -> dict[str, Any]:
+    """The manifest fields every dataset shares (counts, orders, scale, versions)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "n_samples": len(metas),
+        "n_train": sum(m["split"] == "train" for m in metas),
+        "n_test": sum(m["split"] == "test" for m in metas),
+        "au_order": list(GANIMATION_AUS),
+        "rig_au_order": list(RIG_AUS),
+        "au_scale": "FACS intensity 0-5 (not divided by 5)",
+        "versions": package_versions(),
+    }

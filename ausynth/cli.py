@@ -13,6 +13,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("synth.cli", "render a synthetic, exactly labelled dataset (GANimation format)"),
     "sheet": ("synth.sheet", "write a contact sheet PNG of a dataset, with optional mask overlays"),
+    "convert": ("synth.convert", "convert a dataset between the GANimation folder and tar-shard formats"),
     "prepare": ("annotate.prepare", "turn a folder of real photos into a GANimation-format dataset"),
     "train": ("train.cli", "train GANimation on synthetic, real or mixed datasets"),
     "edit": ("train.edit", "apply target AUs to a photo with a trained GANimation checkpoint"),

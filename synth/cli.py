@@ -25,7 +25,8 @@ def build_parser(prog: str = "ausynth render") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, required=True, help="number of samples (ids 00000000..n-1)")
-    p.add_argument("--out", required=True, help="output dataset directory (created; resumable)")
+    p.add_argument("--out", required=True,
+                   help="output dataset directory or fsspec URL (created; resumable)")
     p.add_argument("--seed", type=int, default=0, help="run seed; sample i uses default_rng([seed, i]) (default 0)")
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes (default: min(2, cores)); output is identical for any count")
@@ -34,6 +35,12 @@ def build_parser(prog: str = "ausynth render") -> argparse.ArgumentParser:
                    help="override a config key, e.g. --set pose.yaw=[-30,30] (repeatable)")
     p.add_argument("--backend", choices=["pyrender", "blender"], default=None,
                    help="renderer (shorthand for --set output.backend=...)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where to render: local processes (default) or Ray actors")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="join an existing Ray cluster ('auto' or ray://host:10001); default: start a local one")
+    p.add_argument("--format", choices=["ganimation", "shards"], default=None,
+                   help="output layout: GANimation folder (default) or tar shards (= --set output.format=...)")
     p.add_argument("--sheet", default=None, metavar="PNG", help="also write a contact sheet of the result")
     p.add_argument("--sheet-overlay", default="none", choices=["none", "landmarks", "regions", "seg", "occlusion"],
                    help="labels drawn on the contact sheet (see `ausynth sheet --help`)")
@@ -46,7 +53,8 @@ def main(args: argparse.Namespace) -> int:
     from synth.config import SynthConfig
     from synth.pipeline import default_workers, prepare_job, run_job
 
-    overrides = list(args.overrides) + ([f"output.backend={args.backend}"] if args.backend else [])
+    overrides = list(args.overrides) + ([f"output.backend={args.backend}"] if args.backend else []) \
+        + ([f"output.format={args.format}"] if args.format else [])
     try:
         cfg = load(SynthConfig, args.config, overrides)
         if args.dry_run:
@@ -60,7 +68,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"ausynth render: error: {exc}", file=sys.stderr)
         return 2
     try:
-        result = run_job(job, workers=workers, progress=not args.no_progress)
+        result = run_job(job, workers=workers, progress=not args.no_progress, executor=args.executor,
+                         ray_address=args.ray_address)
     except RuntimeError as exc:  # e.g. no OpenGL context, backend not installed
         print(f"ausynth render: error: {exc}", file=sys.stderr)
         return 1
@@ -68,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
           f"to {args.out}; {len(result['errors'])} failed this run")
     for e in result["errors"][:5]:
         print(f"  sample {e['index']}: {e['error']}", file=sys.stderr)
-    if args.sheet:
+    if args.sheet and result.get("format", "ganimation") != "shards":
         from synth.sheet import write_sheet
 
         write_sheet(Path(args.out), Path(args.sheet), overlay=args.sheet_overlay)

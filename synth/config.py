@@ -188,6 +188,8 @@ class OutputConfig:
     backend: Literal["pyrender", "blender"] = "pyrender"
     antialias: Literal["none", "msaa4", "ssaa2"] = "ssaa2"
     subdivisions: int = 1
+    format: Literal["ganimation", "shards"] = "ganimation"
+    shard_size: int = 1000
     image_format: Literal["jpg", "png"] = "jpg"
     jpeg_quality: int = 95
     write_arrays: bool = True
@@ -196,6 +198,7 @@ class OutputConfig:
         check(16 <= self.size <= 2048, "output.size must be in [16, 2048]")
         check(0 <= self.subdivisions <= 2, "output.subdivisions must be 0, 1 or 2")
         check(1 <= self.jpeg_quality <= 100, "output.jpeg_quality must be in [1, 100]")
+        check(self.shard_size >= 1, "output.shard_size must be >= 1")
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,33 @@
 """The batch render job: sample -> build -> render -> write, over worker processes.
 
-Resumable by construction: sample ids are ``f"{index:08d}"``; a sample is done when the
-writer's meta file exists (written last, atomically); a rerun renders only missing ids.
-``job.json`` records seed and config at the first run, and a rerun with a different
-seed or config is refused instead of mixing two datasets.
+Work is split into units: chunks of sample indices for the GANimation folder format, or
+whole shards for the sharded format (``output.format``). Units run on an executor
+(:mod:`synth.executors`: local processes or Ray actors); output is identical for any
+executor or worker count because every sample is a pure function of (seed, index).
+
+Resumable by construction: sample ids are ``f"{index:08d}"``; a folder-format sample is
+done when its meta file exists (written last, atomically), a shard when its tar exists
+(one atomic put). ``job.json`` records seed and config at the first run, and a rerun with
+a different seed or config is refused instead of mixing two datasets.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-from aukit import atomic
 from aukit.aus import RIG_AUS, au_vector, rig_to_ganimation
 from aukit.config import ConfigError, to_dict
-from aukit.writer import DatasetWriter
+from aukit.shards import ShardSample, ShardWriter
+from aukit.storage import LocalStorage, open_storage
+from aukit.writer import DatasetWriter, encode_arrays, encode_image
 from synth.config import SynthConfig
 from synth.occluders import OCCLUDER_CLASSES
 from synth.render import photometric
@@ -61,18 +66,19 @@ def list_background_images(cfg: SynthConfig) -> tuple[str, ...]:
     return files
 
 
-def check_output(out: Path, job_record: dict[str, Any]) -> None:
+def check_output(out: str, job_record: dict[str, Any]) -> None:
     """Fail before any work if ``out`` is unwritable or holds a different job."""
+    store = open_storage(out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write_probe"
-        probe.write_text("ok")
-        probe.unlink()
+        if isinstance(store, LocalStorage):
+            store.root.mkdir(parents=True, exist_ok=True)
+        store.write_bytes(".write_probe", b"ok")
     except OSError as exc:
         raise ConfigError(f"output directory {out} is not writable: {exc}") from exc
-    path = out / JOB_FILE
-    if path.is_file():
-        old = json.loads(path.read_text())
+    if isinstance(store, LocalStorage):
+        (store.root / ".write_probe").unlink(missing_ok=True)
+    if store.exists(JOB_FILE):
+        old = json.loads(store.read_bytes(JOB_FILE))
         for key in ("seed", "config"):
             if old.get(key) != job_record[key]:
                 raise ConfigError(f"{out} already holds a dataset rendered with a different {key}; "
@@ -88,10 +94,9 @@ def prepare_job(cfg: SynthConfig, out: str | Path, n: int, seed: int) -> Job:
     images = list_background_images(cfg)
     _check_backend(cfg.output.backend)
     record = {"seed": seed, "config": to_dict(cfg)}
-    out = Path(out)
-    check_output(out, record)
+    check_output(str(out), record)
     record["n_requested"] = n
-    atomic.write_json(out / JOB_FILE, record, fsync=True)
+    open_storage(str(out)).write_bytes(JOB_FILE, (json.dumps(record, indent=2) + "\n").encode())
     return Job(cfg, str(out), n, seed, images)
 
 
@@ -124,27 +129,71 @@ def _init_worker(job: Job) -> None:
         opts = {**to_dict(job.cfg.blender), "identity_cache": cache}
     _STATE.update(job=job, rig=rig, cache=cache,
                   renderer=make_renderer(out.backend, out.size, **opts),
-                  writer=DatasetWriter(job.out, out.image_format, out.jpeg_quality))
+                  writer=DatasetWriter(job.out, out.image_format, out.jpeg_quality)
+                  if out.format == "ganimation" else None)
 
 
-def render_sample(index: int) -> dict[str, Any]:
-    """Render and write one sample in this worker; returns a status record."""
+def close_worker() -> None:
+    if "renderer" in _STATE:
+        _STATE.pop("renderer").close()
+
+
+def _render(index: int) -> tuple[np.ndarray, dict[str, Any], dict[str, np.ndarray] | None]:
+    """Image, label and arrays of sample ``index`` (in this worker)."""
     from synth.sampling import sample_scene
     from synth.scene import build_scene
 
     job: Job = _STATE["job"]
+    spec = sample_scene(job.cfg, job.seed, index, job.background_images)
+    geom = build_scene(spec, _STATE["rig"], _STATE["cache"])
+    out = _STATE["renderer"].render(geom)
+    out["rgb"] = photometric.apply(out["rgb"], spec.photometric)
+    label, arrays = _label(spec, geom, out)
+    return out["rgb"], label, arrays if job.cfg.output.write_arrays else None
+
+
+def _failure(index: int, exc: Exception) -> dict[str, Any]:
+    return {"index": index, "ok": False, "error": f"{type(exc).__name__}: {exc}",
+            "trace": traceback.format_exc(limit=3)}
+
+
+def render_sample(index: int) -> dict[str, Any]:
+    """Render and write one sample (folder format); returns a status record."""
     try:
-        spec = sample_scene(job.cfg, job.seed, index, job.background_images)
-        geom = build_scene(spec, _STATE["rig"], _STATE["cache"])
-        out = _STATE["renderer"].render(geom)
-        out["rgb"] = photometric.apply(out["rgb"], spec.photometric)
-        label, arrays = _label(spec, geom, out)
-        _STATE["writer"].write_sample(sample_id(index), out["rgb"], label,
-                                      arrays if job.cfg.output.write_arrays else None)
+        rgb, label, arrays = _render(index)
+        _STATE["writer"].write_sample(sample_id(index), rgb, label, arrays)
         return {"index": index, "ok": True}
     except Exception as exc:  # one bad sample must not kill the batch
-        return {"index": index, "ok": False, "error": f"{type(exc).__name__}: {exc}",
-                "trace": traceback.format_exc(limit=3)}
+        return _failure(index, exc)
+
+
+def render_shard(k: int) -> list[dict[str, Any]]:
+    """Render every sample of shard ``k`` and write the shard in one atomic put."""
+    job: Job = _STATE["job"]
+    out = job.cfg.output
+    size = out.shard_size
+    samples, statuses = [], []
+    for index in range(k * size, min(job.n, (k + 1) * size)):
+        try:
+            rgb, label, arrays = _render(index)
+            sid = sample_id(index)
+            img = f"imgs/{sid}.{out.image_format}"
+            samples.append(ShardSample(sid, out.image_format, encode_image(rgb, out.image_format, out.jpeg_quality),
+                                       {"id": sid, "image": img, **label},
+                                       encode_arrays(arrays) if arrays is not None else None))
+            statuses.append({"index": index, "ok": True})
+        except Exception as exc:
+            statuses.append(_failure(index, exc))
+    ShardWriter(job.out, size).write_shard(k, samples)
+    return statuses
+
+
+def run_unit(unit: tuple[str, list[int]]) -> list[dict[str, Any]]:
+    """Run one work unit in this worker: ("samples", indices) or ("shard", [k])."""
+    kind, items = unit
+    if kind == "shard":
+        return render_shard(items[0])
+    return [render_sample(i) for i in items]
 
 
 def _label(spec, geom, out) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -171,27 +220,64 @@ def _label(spec, geom, out) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 
 # ---------------------------------------------------------------------------- driver
-def pending(job: Job) -> list[int]:
-    writer = DatasetWriter(job.out)
-    done = writer.done_ids()
-    return [i for i in range(job.n) if sample_id(i) not in done]
+def work_units(job: Job, chunk: int = 8) -> list[tuple[str, list[int]]]:
+    """What is left to do: sample chunks (folder format) or shard indices (sharded)."""
+    out = job.cfg.output
+    if out.format == "shards":
+        done = ShardWriter(job.out, out.shard_size).done_shards()
+        n_shards = (job.n + out.shard_size - 1) // out.shard_size
+        return [("shard", [k]) for k in range(n_shards) if k not in done]
+    done = DatasetWriter(job.out).done_ids()
+    todo = [i for i in range(job.n) if sample_id(i) not in done]
+    return [("samples", todo[i:i + chunk]) for i in range(0, len(todo), chunk)]
 
 
-def run_job(job: Job, workers: int = 1, progress: bool = True) -> dict[str, Any]:
+def unit_size(job: Job, unit: tuple[str, list[int]]) -> int:
+    if unit[0] == "shard":
+        k, size = unit[1][0], job.cfg.output.shard_size
+        return min(job.n, (k + 1) * size) - k * size
+    return len(unit[1])
+
+
+def run_job(job: Job, workers: int = 1, progress: bool = True, executor: str = "local",
+            ray_address: str | None = None) -> dict[str, Any]:
     """Render every missing sample of ``job`` and finalize; returns the manifest."""
-    todo = pending(job)
-    errors = []
+    from tqdm import tqdm
+
+    from synth.executors import run_units
+
+    units = work_units(job)
+    errors, rendered = [], 0
     t0 = time.time()
-    for status in _results(job, todo, workers, progress):
-        if not status["ok"]:
-            errors.append(status)
-            with open(Path(job.out) / ERRORS_FILE, "a") as fh:
-                fh.write(json.dumps(status) + "\n")
-    elapsed = time.time() - t0
+    store = open_storage(job.out)
+    bar = tqdm(total=sum(unit_size(job, u) for u in units), unit="img", disable=not progress,
+               smoothing=0.1, desc=f"render ({executor})")
+    try:
+        for statuses in run_units(job, units, workers, executor, ray_address):
+            bar.update(len(statuses))
+            for status in statuses:
+                rendered += status["ok"]
+                if not status["ok"]:
+                    errors.append(status)
+            _log_errors(store, [s for s in statuses if not s["ok"]])
+    finally:
+        bar.close()
+    return finalize(job, time.time() - t0, rendered, errors)
+
+
+def _log_errors(store, failed: list[dict[str, Any]]) -> None:
+    if not failed:
+        return
+    old = store.read_bytes(ERRORS_FILE).decode() if store.exists(ERRORS_FILE) else ""
+    store.write_bytes(ERRORS_FILE, (old + "".join(json.dumps(s) + "\n" for s in failed)).encode())
+
+
+def finalize(job: Job, elapsed: float, rendered: int, errors: list[dict[str, Any]]) -> dict[str, Any]:
+    out = job.cfg.output
     manifest = {
         "kind": "ausynth-render", "seed": job.seed, "n_requested": job.n,
-        "config": to_dict(job.cfg), "backend": job.cfg.output.backend,
-        "render_seconds_last_run": round(elapsed, 2), "rendered_last_run": len(todo) - len(errors),
+        "config": to_dict(job.cfg), "backend": out.backend, "format": out.format,
+        "render_seconds_last_run": round(elapsed, 2), "rendered_last_run": rendered,
         "errors_last_run": len(errors),
         "label_files": {"per_sample": "meta/<id>.json", "arrays": "masks/<id>.npz (seg, face_mask, "
                         "au_regions, depth [cm, float16], landmarks_2d, landmarks_3d, landmark_visible, "
@@ -199,33 +285,11 @@ def run_job(job: Job, workers: int = 1, progress: bool = True) -> dict[str, Any]
         "occluder_classes": OCCLUDER_CLASSES,
         "au_region_bits": list(RIG_AUS),
     }
-    return DatasetWriter(job.out).finalize(manifest) | {"errors": errors}
-
-
-def _results(job: Job, todo: list[int], workers: int, progress: bool) -> Iterator[dict[str, Any]]:
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(todo), unit="img", disable=not progress, smoothing=0.1, desc="render")
-    if workers <= 1 or len(todo) <= 1:
-        _init_worker(job)
-        try:
-            for i in todo:
-                yield render_sample(i)
-                bar.update()
-        finally:
-            _STATE["renderer"].close()
-            bar.close()
-        return
-    # spawn, not fork: each worker needs its own fresh OpenGL/EGL state
-    ctx = mp.get_context("spawn")
-    chunk = max(1, min(32, len(todo) // (workers * 8)))
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(job,)) as pool:
-        try:
-            for status in pool.imap_unordered(render_sample, todo, chunksize=chunk):
-                yield status
-                bar.update()
-        finally:
-            bar.close()
+    if out.format == "shards":
+        result = ShardWriter(job.out, out.shard_size).finalize(manifest)
+    else:
+        result = DatasetWriter(job.out, out.image_format, out.jpeg_quality).finalize(manifest)
+    return result | {"errors": errors}
 
 
 def default_workers() -> int:
