@@ -25,13 +25,23 @@ _SPARSE_AUS = tuple(a for a in RIG_AUS if a not in ("AU43", "AU45"))
 
 
 def sample_scene(cfg: SynthConfig, seed: int, index: int,
-                 background_images: Sequence[str] = ()) -> SceneSpec:
-    """The scene spec of sample ``index`` in a run with ``seed``."""
+                 background_images: Sequence[str] = (), photo_identities: Sequence[str] = ()) -> SceneSpec:
+    """The scene spec of sample ``index`` in a run with ``seed``.
+
+    ``photo_identities``: identity files of the job's photo pool (``identity.photos``); a
+    ``photo_fraction`` of the samples use one (:mod:`synth.identity.photo_pool`). Without
+    a pool no extra draw happens, so procedural-only runs are unchanged.
+    """
     rng = sample_rng(seed, index)
+    photo = None
+    if photo_identities and rng.random() < cfg.identity.photo_fraction:
+        from synth.identity.photo_pool import sample_photo
+
+        photo = sample_photo(cfg, seed, photo_identities, rng)
     ident_index = int(rng.integers(cfg.identity.pool_size))
     split = "test" if split_is_test(seed, ident_index, cfg.identity.test_fraction) else "train"
     aus, expression = sample_aus(cfg.expression, rng)
-    return SceneSpec(
+    spec = SceneSpec(
         seed=int(seed), index=int(index), image_size=cfg.output.size, split=split,
         identity={"kind": "procedural", "seed": identity_seed(seed, ident_index), "pool_index": ident_index},
         aus=aus, expression=expression, pose=sample_pose(cfg.pose, rng),
@@ -43,6 +53,7 @@ def sample_scene(cfg: SynthConfig, seed: int, index: int,
         occluders=sample_occluder_specs(cfg, rng),
         photometric=sample_photometric(cfg, rng),
     )
+    return spec if photo is None else photo.apply(spec)
 
 
 def sample_aus(cfg: ExpressionConfig, rng: np.random.Generator) -> tuple[dict[str, float], dict]:
