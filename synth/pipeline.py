@@ -50,6 +50,7 @@ class Job:
     n: int
     seed: int
     background_images: tuple[str, ...] = ()
+    photo_identities: tuple[str, ...] = ()   # photo pool (synth.identity.photo_pool), pinned per job
 
 
 def list_background_images(cfg: SynthConfig) -> tuple[str, ...]:
@@ -97,7 +98,9 @@ def prepare_job(cfg: SynthConfig, out: str | Path, n: int, seed: int) -> Job:
     check_output(str(out), record)
     record["n_requested"] = n
     open_storage(str(out)).write_bytes(JOB_FILE, (json.dumps(record, indent=2) + "\n").encode())
-    return Job(cfg, str(out), n, seed, images)
+    from synth.identity.photo_pool import pinned_pool  # resolved (built if needed) and pinned in --out
+
+    return Job(cfg, str(out), n, seed, images, pinned_pool(cfg, str(out)))
 
 
 def _check_backend(name: str) -> None:
@@ -144,7 +147,7 @@ def _render(index: int) -> tuple[np.ndarray, dict[str, Any], dict[str, np.ndarra
     from synth.scene import build_scene
 
     job: Job = _STATE["job"]
-    spec = sample_scene(job.cfg, job.seed, index, job.background_images)
+    spec = sample_scene(job.cfg, job.seed, index, job.background_images, job.photo_identities)
     geom = build_scene(spec, _STATE["rig"], _STATE["cache"])
     out = _STATE["renderer"].render(geom)
     out["rgb"] = photometric.apply(out["rgb"], spec.photometric)
