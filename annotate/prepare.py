@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
+import shutil
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
 from annotate import registry
-from annotate.base import Annotator, AnnotatorUnavailable
+from annotate.base import AnnotatorUnavailable
+from annotate.pool import WorkerStartError, run_tasks
 from annotate.sources import LabelsTable, Photo, identity_of, list_photos, split_of
 from annotate.worker import Task, WorkerSettings, WorkerState, process_photo
 from aukit import atomic
@@ -31,6 +33,7 @@ from aukit.writer import DatasetWriter
 
 REPORT = "prepare_report.jsonl"
 STATE = "prepare_config.json"
+INFLIGHT = ".prepare_inflight"  # per-worker markers of the photo in progress (annotate.pool)
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ def main(args: argparse.Namespace) -> int:
             print(dump_yaml(cfg), end="")
             return 0
         summary = run_prepare(cfg, progress=not args.no_progress)
-    except (ConfigError, FileNotFoundError, ValueError, AnnotatorUnavailable) as exc:
+    except (ConfigError, FileNotFoundError, ValueError, AnnotatorUnavailable, WorkerStartError) as exc:
         print(f"ausynth prepare: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -153,13 +156,12 @@ def run_prepare(cfg: PrepareConfig, progress: bool = True) -> dict[str, Any]:
     _claim_output(out, cfg)
     writer = DatasetWriter(out, cfg.image_format, cfg.jpeg_quality)
     tasks, records = _plan(cfg, photos, labels, out, writer.done_ids())
-    if min(cfg.workers, len(tasks)) > 1:
-        probe = None  # workers build their own; do not hold a second copy of its models
+    del probe  # workers build their own: do not hold a second copy of its models
     settings = WorkerSettings(str(out), cfg.size, cfg.all_faces, cfg.max_side, cfg.min_confidence,
                               cfg.image_format, cfg.jpeg_quality, cfg.faces)
     bar = _progress(len(photos), len(photos) - len(tasks), progress)
     with (out / REPORT).open("a") as report:
-        for rec in _execute(settings, factory, cfg, tasks, probe):
+        for rec in _execute(settings, factory, cfg, tasks, out):
             report.write(json.dumps(rec) + "\n")
             report.flush()
             records[rec["source"]] = rec
@@ -240,48 +242,28 @@ def _read_report(path: Path) -> dict[str, dict[str, Any]]:
 
 # ----------------------------------------------------------------------------- execution
 
-_STATE: WorkerState | None = None
-_INIT_ERROR: str | None = None
+def _make_worker(settings: WorkerSettings, factory: Any, options: dict[str, Any]) -> Any:
+    """Runs once in each worker process: its analyzer, annotator and writer."""
+    return partial(process_photo, WorkerState(settings, factory(**options)))
 
 
-def _init_worker(settings: WorkerSettings, factory: Any, options: dict[str, Any]) -> None:
-    global _STATE, _INIT_ERROR
-    try:
-        _STATE = WorkerState(settings, factory(**options))
-    except Exception as exc:  # reported by the first task, so the parent can stop cleanly
-        _INIT_ERROR = f"{type(exc).__name__}: {exc}"
-
-
-def _run_task(task: Task) -> dict[str, Any]:
-    if _STATE is None:
-        return {"source": task.rel, "fatal": _INIT_ERROR or "worker not initialised"}
-    return process_photo(_STATE, task)
+def _crashed(task: Task) -> dict[str, Any]:
+    return {"source": task.rel, "size_bytes": task.size_bytes, "mtime_ns": task.mtime_ns, "faces": [],
+            "status": "skipped", "reason": "worker-crashed",
+            "detail": "the worker process died on this photo (native crash or out of memory)"}
 
 
 def _execute(settings: WorkerSettings, factory: Any, cfg: PrepareConfig, tasks: list[Task],
-             probe: Annotator | None) -> Iterator[dict[str, Any]]:
-    """Records of ``tasks`` in completion order (in-process when one worker suffices)."""
+             out: Path) -> Iterator[dict[str, Any]]:
+    """Records of ``tasks`` in completion order, from ``cfg.workers`` spawned processes."""
     if not tasks:
         return
-    workers = min(cfg.workers, len(tasks))
-    if workers == 1 and probe is not None:
-        state = WorkerState(settings, probe)
-        try:
-            for task in tasks:
-                yield process_photo(state, task)
-        finally:
-            state.analyzer.close()
-        return
-    ctx = mp.get_context("spawn")  # fresh processes: no inherited MediaPipe/torch threads
-    with ctx.Pool(workers, _init_worker, (settings, factory, cfg.annotator_kwargs())) as pool:
-        try:
-            for rec in pool.imap_unordered(_run_task, tasks, chunksize=4):
-                if "fatal" in rec:
-                    raise AnnotatorUnavailable(f"worker failed to start: {rec['fatal']}")
-                yield rec
-        except BaseException:
-            pool.terminate()
-            raise
+    markers = out / INFLIGHT
+    try:
+        yield from run_tasks(tasks, min(cfg.workers, len(tasks)), _make_worker,
+                             (settings, factory, cfg.annotator_kwargs()), markers, _crashed)
+    finally:
+        shutil.rmtree(markers, ignore_errors=True)
 
 
 def _progress(total: int, initial: int, enabled: bool) -> Any:

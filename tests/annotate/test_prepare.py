@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -158,20 +159,36 @@ def test_rerun_is_a_no_op_and_settings_are_guarded(photos, tmp_path, monkeypatch
         prepare(photos, out, workers=1, size=64)
 
 
-def test_bad_annotator_output_is_reported_not_written(photos, tmp_path):
-    class Broken(GeometryAnnotator):
-        def annotate(self, face):
-            return AUEstimate(np.full(17, 7.0), 0.9)
+class Broken(GeometryAnnotator):
+    """Returns out-of-range AUs, and kills its process on photos named crash*."""
 
-    registry.register("test-broken", lambda **_: Broken(), replace=True)
-    one = tmp_path / "one"
-    one.mkdir()
-    shutil.copy(photos / "people/ann/1.jpg", one / "a.jpg")
-    cfg = PrepareConfig(images=str(one), out=str(tmp_path / "ds"), annotator="test-broken", workers=1)
+    def annotate(self, face: FaceSample) -> AUEstimate:
+        if Path(face.source).name.startswith("crash"):
+            os._exit(3)  # what a native crash looks like to the parent
+        return AUEstimate(np.full(17, 7.0), 0.9)
+
+
+def make_broken(**_: object) -> Broken:
+    return Broken()
+
+
+registry.register("test-broken", make_broken, replace=True)
+
+
+def test_bad_annotators_do_not_stop_the_batch(photos, tmp_path):
+    """Invalid output is reported, not written; a worker that dies costs only its photo."""
+    some = tmp_path / "some"
+    some.mkdir()
+    for name in ("a.jpg", "crash.jpg", "b.jpg", "c.jpg"):
+        shutil.copy(photos / "people/ann/1.jpg", some / name)
+    cfg = PrepareConfig(images=str(some), out=str(tmp_path / "ds"), annotator="test-broken", workers=2)
     summary = run_prepare(cfg, progress=False)
-    rec = report(tmp_path / "ds")["a.jpg"]
-    assert rec["reason"] == "error" and "outside [0, 5]" in rec["detail"]
+    rep = report(tmp_path / "ds")
+    assert rep["crash.jpg"]["reason"] == "worker-crashed"
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        assert rep[name]["reason"] == "error" and "outside [0, 5]" in rep[name]["detail"]
     assert summary["faces_accepted"] == 0 and read_dataset(tmp_path / "ds") == []
+    assert not (tmp_path / "ds" / ".prepare_inflight").exists()
 
 
 def test_cli_config_resolution(tmp_path):

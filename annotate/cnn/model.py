@@ -1,0 +1,100 @@
+"""The AU regressor network: a small residual CNN on grayscale face crops.
+
+Input: float32 (B, 1, S, S), each image standardised to zero mean and unit variance
+(:func:`standardise`; removes global brightness/contrast, a large part of the render-to-
+photo gap). Outputs (all per sample):
+
+* ``aus``: (B, len(RIG_AUS)) FACS intensities in [0, 5] (``5 * sigmoid``): every AU the
+  rig renders, so the network is also told about AUs outside the 17 GANimation ones (e.g.
+  AU24 vs AU23) instead of folding them into look-alikes.
+* ``visible``: (B,) logit of the face's unoccluded fraction (a confidence cue).
+* ``pose``: (B, 3) yaw, pitch, roll / 45 deg (auxiliary task: makes pose explicit, so it is
+  less likely to leak into AU estimates).
+
+Width and depth come from :class:`ModelConfig`; the preset is sized for CPU training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from aukit.aus import FACS_MAX, RIG_AUS
+from aukit.config import check
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``widths``: channels of the 4 stride-2 stages after the stem; ``blocks``: residual
+    blocks per stage; ``image_size``: input side (px); ``dropout`` before the heads."""
+
+    image_size: int = 88
+    stem: int = 24
+    widths: tuple[int, ...] = (32, 64, 128, 192)
+    blocks: tuple[int, ...] = (1, 2, 2, 1)
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        check(32 <= self.image_size <= 256, f"model.image_size must be in [32, 256], got {self.image_size}")
+        check(len(self.widths) == len(self.blocks) >= 1, "model.widths and model.blocks need equal, non-zero lengths")
+        check(all(w >= 4 for w in self.widths) and self.stem >= 4, "model widths must be >= 4")
+        check(all(b >= 1 for b in self.blocks), "model.blocks must be >= 1 each")
+        check(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
+
+
+class Block(nn.Module):
+    """Pre-activation-free basic residual block (conv-BN-ReLU-conv-BN + shortcut)."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+        self.skip = (nn.Identity() if stride == 1 and cin == cout else
+                     nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.body(x) + self.skip(x))
+
+
+class AUNet(nn.Module):
+    """Grayscale crop -> rig AUs (0-5), visibility logit, pose (see module docstring)."""
+
+    def __init__(self, cfg: ModelConfig = ModelConfig()):
+        super().__init__()
+        self.cfg = cfg
+        layers: list[nn.Module] = [nn.Conv2d(1, cfg.stem, 3, 2, 1, bias=False), nn.BatchNorm2d(cfg.stem),
+                                   nn.ReLU(inplace=True)]
+        cin = cfg.stem
+        for width, n in zip(cfg.widths, cfg.blocks):
+            for k in range(n):
+                layers.append(Block(cin, width, 2 if k == 0 else 1))
+                cin = width
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(cin, len(RIG_AUS) + 1 + 3)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``x``: (B, 1, S, S) standardised images -> dict of outputs (see module docstring)."""
+        h = self.drop(self.pool(self.features(x)).flatten(1))
+        out = self.head(h)
+        n = len(RIG_AUS)
+        return {"aus": FACS_MAX * torch.sigmoid(out[:, :n]), "visible": out[:, n],
+                "pose": out[:, n + 1:n + 4]}
+
+
+def standardise(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """Per-image zero mean, unit variance of (B, 1, S, S) images (any value range)."""
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    std = x.std(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) / (std + eps)
+
+
+def to_gray(rgb: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB in [0, 1] -> (B, 1, H, W) luma (ITU-R BT.601, what PIL's "L" uses)."""
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+    return (rgb * w).sum(1, keepdim=True)
