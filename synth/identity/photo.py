@@ -106,7 +106,8 @@ class PhotoIdentity:
     photo_xy: np.ndarray       # (478, 2) float32: source-posed mesh in backdrop pixels
     confidence: np.ndarray     # (478,) float32 texture confidence in [0, 1]
     texture: np.ndarray        # (T, T, 3) uint8 sRGB face texture, rig UV layout, far side filled
-    backdrop: np.ndarray       # (C, C, 3) uint8 sRGB: photo crop, inner face + outside inpainted
+    photo: np.ndarray          # (C, C, 3) uint8 sRGB: the photo crop as it is (outside the photo filled)
+    backdrop: np.ndarray       # (C, C, 3) uint8 sRGB: photo crop, inner face inpainted
     backdrop_state: np.ndarray  # (C, C) uint8: 0 photo, 1 inpainted face, 2 outside the photo
 
     @property
@@ -211,7 +212,7 @@ def reconstruct(image: np.ndarray, landmarks: np.ndarray, *, source: str = "", s
                          source_aus=fit.aus.astype(np.float32), scale=float(fit.scale),
                          rotation=fit.rotation.astype(np.float64), translation=fit.translation.astype(np.float64),
                          source_vertices=v_src.astype(np.float32), photo_xy=xy.astype(np.float32), confidence=confidence.astype(np.float32),
-                         texture=texture, backdrop=backdrop, backdrop_state=state)
+                         texture=texture, photo=crop, backdrop=backdrop, backdrop_state=state)
 
 
 @functools.lru_cache(maxsize=1)
@@ -567,6 +568,7 @@ def save(path: str | Path, ident: PhotoIdentity) -> None:
         "source_vertices": ident.source_vertices, "photo_xy": ident.photo_xy,
         "confidence": ident.confidence,
         "texture_png": _png(ident.texture[..., 0] if gray else ident.texture),
+        "photo_png": _png(ident.photo[..., 0] if gray else ident.photo),
         "backdrop_png": _png(ident.backdrop[..., 0] if gray else ident.backdrop),
         "state_png": _png(ident.backdrop_state),
     }
@@ -589,7 +591,7 @@ def load(path: str | Path) -> PhotoIdentity:
             meta=meta, vertices=z["vertices"], shape=z["shape"], source_aus=z["source_aus"],
             scale=float(z["scale"]), rotation=z["rotation"], translation=z["translation"],
             source_vertices=z["source_vertices"], photo_xy=z["photo_xy"],
-            confidence=z["confidence"], texture=_unpng(z["texture_png"], 3),
+            confidence=z["confidence"], texture=_unpng(z["texture_png"], 3), photo=_unpng(z["photo_png"], 3),
             backdrop=_unpng(z["backdrop_png"], 3), backdrop_state=_unpng(z["state_png"], 1))
 
 
