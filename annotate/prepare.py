@@ -82,8 +82,8 @@ class PrepareConfig:
 # ----------------------------------------------------------------------------- CLI
 
 def build_parser(prog: str = "ausynth prepare") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog=prog, description="Turn a folder of real photos into a "
+                                "GANimation-format dataset with AU labels (see docs/faces.md).")
     a = p.add_argument
     a("--images", help="folder of photos (searched recursively)")
     a("--out", help="dataset folder to create or resume")
