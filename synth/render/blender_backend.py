@@ -50,9 +50,12 @@ ENGINES = {"cycles": "CYCLES", "eevee": "BLENDER_EEVEE"}
 SUBSURFACE = {"random_walk": "RANDOM_WALK", "burley": "BURLEY", "none": None}
 SUN_ANGLE_DEG = 2.0              # apparent size of the sun lamps: soft shadow edges, visible catchlights
 POINT_RADIUS_CM = 2.0
+MOUTH_AMBIENT_GAIN = 1.0         # mouth interior emission = colour x ambient x this
+SKIN_SSS_SCALE_CM = 0.12         # mean free path of red light in skin ~1 mm (green, blue shorter)
 CORNEA_OFFSET_CM = 0.015         # tear film above the eyeball
 CORNEA_BULGE_CM = 0.06           # extra height of the cornea over the iris centre
 CORNEA_MAX_ANGLE = 75.0          # degrees from the gaze axis covered by the wet shell
+ZNEAR_CM, ZFAR_CM = 5.0, 2000.0  # clipping planes of pyrender's camera
 _instances = itertools.count()
 
 
@@ -151,9 +154,12 @@ class BlenderRenderer:
     def close(self) -> None:
         """Remove this renderer's Blender data and its temporary folder."""
         if self._built:
-            alive = [d for d in self._datablocks if d is not None]
-            with contextlib.suppress(ReferenceError):
-                bpy.data.batch_remove(alive)
+            alive = []
+            for block in self._datablocks:
+                with contextlib.suppress(ReferenceError):
+                    block.name   # raises if Blender already freed it
+                    alive.append(block)
+            bpy.data.batch_remove(alive)
         self._built, self._slots, self._suns, self._points, self._datablocks = False, {}, [], [], []
         self._face_image = self._cornea_mat = self._culled_mat = None
         if self._own_workdir:
@@ -178,7 +184,7 @@ class BlenderRenderer:
         self._cam_data = self._new(d.cameras, "camera")
         self._cam = self._new(d.objects, "camera", self._cam_data)
         self._cam_data.sensor_fit = "HORIZONTAL"
-        self._cam_data.clip_start, self._cam_data.clip_end = 1.0, 5000.0
+        self._cam_data.clip_start, self._cam_data.clip_end = ZNEAR_CM, ZFAR_CM
         self._scene_c = self._new(d.scenes, "colour")
         self._scene_i = self._new(d.scenes, "ids")
         for scene, extra in ((self._scene_c, self._colour_only), (self._scene_i, self._ids_only)):
@@ -352,6 +358,8 @@ class BlenderRenderer:
                 uv[sel] = np.asarray(p.uv, np.float32)[tri]
             mat, bsdf = slot.materials[k]
             _set_surface(bsdf, p)
+            if p.seg == SEG_CLASSES["mouth"]:
+                _set(bsdf, "Emission Strength", MOUTH_AMBIENT_GAIN * float(geom.spec.ambient))
         mesh.color_attributes["Col"].data.foreach_set("color", col.reshape(ncorner * 4))
         if slot.culled is not None and slot.culled.any():
             mesh.polygons.foreach_set("material_index", self._material_index(slot, plist, geom))
@@ -546,10 +554,9 @@ class BlenderRenderer:
         if skin_like:
             _set(bsdf, "Subsurface Weight", 1.0 if part.seg != SEG_CLASSES["head"] else 0.6)
             _set(bsdf, "Subsurface Radius", (1.0, 0.37, 0.19))   # skin: red scatters furthest
-            _set(bsdf, "Subsurface Scale", 0.25)                 # cm (scene units)
+            _set(bsdf, "Subsurface Scale", SKIN_SSS_SCALE_CM)    # scene units are cm
             _set(bsdf, "Subsurface IOR", 1.4)
-            _set(bsdf, "Specular IOR Level", 0.45)
-            _set(bsdf, "Sheen Weight", 0.15)                      # fine facial hair at grazing angles
+            _set(bsdf, "Specular IOR Level", 0.35)
         elif part.seg == SEG_CLASSES["eyes"]:
             _set(bsdf, "Subsurface Weight", 0.3)
             _set(bsdf, "Subsurface Radius", (1.0, 0.5, 0.4))
@@ -560,6 +567,11 @@ class BlenderRenderer:
             _set(bsdf, "Subsurface Weight", 0.25 if teeth else 0.6)
             _set(bsdf, "Subsurface Radius", (1.0, 0.6, 0.4))
             _set(bsdf, "Subsurface Scale", 0.05 if teeth else 0.15)
+            if part.texture != "face":
+                # The rig's mouth is a closed shell lit only through the lips: physically
+                # almost black. It also gets pyrender's unoccluded ambient term (emission =
+                # colour x ambient, set per sample), so teeth and tongue stay visible.
+                links.new(attr.outputs["Color"], bsdf.inputs["Emission Color"])
         if SUBSURFACE[self.subsurface] is None:
             _set(bsdf, "Subsurface Weight", 0.0)
         if self.engine == "eevee" and hasattr(mat, "surface_render_method"):
@@ -667,8 +679,14 @@ def _world_nodes(world):
 
 
 def _set(node, name: str, value) -> None:
-    if name in node.inputs:
-        node.inputs[name].default_value = value
+    """Set an input's default value, only when it changes (an edit re-syncs the shader)."""
+    if name not in node.inputs:
+        return
+    socket = node.inputs[name]
+    current = socket.default_value
+    if np.allclose(np.asarray(current if np.ndim(value) == 0 else tuple(current), float), value, rtol=0, atol=1e-7):
+        return
+    socket.default_value = value
 
 
 def _set_surface(bsdf, part) -> None:
