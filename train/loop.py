@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -167,6 +168,41 @@ class _StopSignal:
             signal.signal(sig, old)
 
 
+class _Tracker:
+    """One log interval: loss terms summed on the device, images per source, wall time."""
+
+    def __init__(self, sources: list[str], batch_size: int, epoch_images: int):
+        self.sources, self.batch_size, self.epoch_images = sources, batch_size, epoch_images
+        self.meter = Meter()
+        self.counts = np.zeros(len(sources), dtype=np.int64)   # since start, for mix/<name>
+        self.steps, self.t0 = 0, time.perf_counter()
+
+    def add(self, terms: dict[str, torch.Tensor], batch: Batch) -> None:
+        self.meter.add(terms)
+        self.counts += source_counts(batch.source, len(self.sources))
+        self.steps += 1
+
+    def flush(self, step: int, last_good: Path) -> dict[str, float]:
+        """Interval means (one device sync), throughput and mix; raises on NaN/Inf."""
+        keys, values = self.meter.stacked()
+        vals = dict(zip(keys, ddp.all_mean(values).tolist())) if values is not None else {}
+        bad = non_finite(vals)
+        if bad:
+            raise TrainingDiverged(
+                f"non-finite loss terms {bad} between steps {step - self.steps} and {step}; "
+                f"stopped without saving. The last good checkpoint is {last_good} (if any). "
+                "Try a lower learning rate or check the data.")
+        now = time.perf_counter()
+        out = {f"loss/{k}" if k.startswith(("d_", "g_")) else k: v for k, v in vals.items()}
+        out["perf/img_per_s"] = self.steps * self.batch_size / max(now - self.t0, 1e-9)
+        out["epoch"] = step * self.batch_size / self.epoch_images
+        out |= {f"mix/{n}": float(c / max(1, self.counts.sum()))
+                for n, c in zip(self.sources, self.counts)}
+        self.meter.reset()
+        self.steps, self.t0 = 0, now
+        return out
+
+
 def _all_finite(nets: Nets) -> bool:
     params = list(nets.gen.parameters()) + list(nets.critic.parameters())
     return bool(torch.stack([p.detach().isfinite().all() for p in params]).all())
@@ -248,69 +284,50 @@ def training_loop(cfg: TrainConfig, *, resume: str | Path | None = None,
                 ckpt_mod.save(ckpt_dir / f"step_{step:07d}.pt", **kw)
         ddp.barrier()
 
-    meter, last = Meter(), {}
-    mix_counts = torch.zeros(len(mix.names), dtype=torch.long)
-    images_per_step = cfg.optim.batch_size
+    tracker = _Tracker(mix.names, cfg.optim.batch_size, cfg.optim.epoch_images or len(mix))
+    last: dict[str, float] = {}
     bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
                disable=not (info.is_main and cfg.run.progress))
-    t_log, steps_since_log = time.perf_counter(), 0
     step = start
     interrupted = False
-    with _StopSignal() as stop:
-        for batch in stream:
-            # --- one training step -----------------------------------------------------
-            f = lr_factor(step, total, decay)
-            for g in nets.opt_g.param_groups:
-                g["lr"] = cfg.optim.lr_g * f
-            for g in nets.opt_d.param_groups:
-                g["lr"] = cfg.optim.lr_d * f
-            assert batch.step == step, (batch.step, step)  # loader and schedule agree
-            meter.add(train_step(nets, cfg, batch, device, channels_last, lambda_cond))
-            mix_counts += torch.from_numpy(source_counts(batch.source, len(mix.names)))
-            step += 1
-            steps_since_log += 1
-            bar.update(1)
+    try:
+        with _StopSignal() as stop:
+            for batch in stream:
+                # --- one training step -----------------------------------------------------
+                f = lr_factor(step, total, decay)
+                for g in nets.opt_g.param_groups:
+                    g["lr"] = cfg.optim.lr_g * f
+                for g in nets.opt_d.param_groups:
+                    g["lr"] = cfg.optim.lr_d * f
+                assert batch.step == step, (batch.step, step)  # loader and schedule agree
+                tracker.add(train_step(nets, cfg, batch, device, channels_last, lambda_cond), batch)
+                step += 1
+                bar.update(1)
 
-            # --- bookkeeping: logs (one sync), images, checkpoints, stop requests --------
-            stopping = ddp.any_flag(stop.fired, device) if info.world > 1 else stop.fired
-            ckpt_now = step % cfg.run.ckpt_every == 0 or step == end or stopping
-            # Checkpoint steps are always log steps: the NaN check runs before any save.
-            if step % cfg.run.log_every == 0 or ckpt_now:
-                keys, values = meter.stacked()
-                vals = dict(zip(keys, ddp.all_mean(values).tolist())) if values is not None else {}
-                bad = non_finite(vals)
-                if bad:
-                    raise TrainingDiverged(
-                        f"non-finite loss terms {bad} between steps "
-                        f"{step - steps_since_log} and {step}; stopped without saving. The last "
-                        f"good checkpoint is {ckpt_dir / ckpt_mod.LATEST} (if any). Try a lower "
-                        f"learning rate or check the data.")
-                dt = time.perf_counter() - t_log
-                ips = steps_since_log * images_per_step / max(dt, 1e-9)
-                shares = (mix_counts / mix_counts.sum().clamp(min=1)).tolist()
-                last = {f"loss/{k}" if k.startswith(("d_", "g_")) else k: v for k, v in vals.items()}
-                last |= {"lr/g": cfg.optim.lr_g * f, "lr/d": cfg.optim.lr_d * f,
-                         "perf/img_per_s": ips, "epoch": step * images_per_step / (
-                             cfg.optim.epoch_images or len(mix))}
-                last |= {f"mix/{n}": s for n, s in zip(mix.names, shares)}
-                log.scalars(step, last)
-                bar.set_postfix(img_s=f"{ips:.1f}", d=f"{sum(v for k, v in vals.items() if k.startswith('d_')):.3g}")
-                meter.reset()
-                t_log, steps_since_log = time.perf_counter(), 0
-            if preview is not None and step % cfg.run.image_every == 0:
-                log.image(step, _preview(nets, preview, device, channels_last))
-            if ckpt_now:
-                if not _all_finite(nets):
-                    raise TrainingDiverged(f"parameters became non-finite by step {step}; "
-                                           f"kept the last good checkpoint")
-                save(step)
-            if stopping:
-                interrupted = True
-                log.event("interrupted", step=step)
-                break
-    bar.close()
-    log.event("stop", step=step, interrupted=interrupted)
-    log.close()
+                # --- bookkeeping: logs (one sync), images, checkpoints, stop requests --------
+                stopping = ddp.any_flag(stop.fired, device) if info.world > 1 else stop.fired
+                ckpt_now = step % cfg.run.ckpt_every == 0 or step == end or stopping
+                # Checkpoint steps are always log steps: the NaN check runs before any save.
+                if step % cfg.run.log_every == 0 or ckpt_now:
+                    last = tracker.flush(step, ckpt_dir / ckpt_mod.LATEST)
+                    last |= {"lr/g": cfg.optim.lr_g * f, "lr/d": cfg.optim.lr_d * f}
+                    log.scalars(step, last)
+                    bar.set_postfix(img_s=f"{last['perf/img_per_s']:.1f}")
+                if preview is not None and step % cfg.run.image_every == 0:
+                    log.image(step, _preview(nets, preview, device, channels_last))
+                if ckpt_now:
+                    if not _all_finite(nets):
+                        raise TrainingDiverged(f"parameters became non-finite by step {step}; "
+                                               f"kept the last good checkpoint")
+                    save(step)
+                if stopping:
+                    interrupted = True
+                    log.event("interrupted", step=step)
+                    break
+        log.event("stop", step=step, interrupted=interrupted)
+    finally:  # a diverged run still closes its logs (the last good checkpoint stays)
+        bar.close()
+        log.close()
     return RunResult(run_dir, step, total, interrupted, last)
 
 

@@ -37,7 +37,7 @@ def test_dry_run_prints_resolved_config(tiny_data: Path, tmp_path: Path, capsys)
 
 
 def test_official_preset_is_the_default():
-    from aukit.config import read_yaml, to_dict, from_dict
+    from aukit.config import to_dict
     from train.config import TrainConfig, load_config
     preset = load_config(REPO / "configs/train/official.yaml")
     assert to_dict(preset.model) == to_dict(TrainConfig().model)
