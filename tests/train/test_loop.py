@@ -139,3 +139,21 @@ def test_training_learns_au_regression(tiny_data: Path, tmp_path: Path):
     first = sum(r["loss/d_cond"] for r in rows[:5]) / 5
     last = sum(r["loss/d_cond"] for r in rows[-5:]) / 5
     assert last < 0.5 * first, (first, last)
+
+
+def test_mixed_sources_log_weights_and_statistics(tmp_path: Path):
+    from conftest import make_dataset
+    a = make_dataset(tmp_path / "a", n=10, seed=1)
+    b = make_dataset(tmp_path / "b", n=6, seed=2)
+    run = tmp_path / "run"
+    cfg = with_sources(load_config(None, tiny_overrides(run) + ["run.image_every=100",
+                                                               "optim.epoch_images=16"]),
+                       [f"synth:{a}", f"real:{b}"], "synth=0.25,real=0.75")
+    training_loop(cfg)
+    stats = {s["source"]: s for s in json.loads((run / "data.json").read_text())}
+    assert stats["synth"]["prob"] == 0.25 and stats["real"]["prob"] == 0.75
+    assert stats["synth"]["n_images"] == 8 and stats["real"]["n_images"] == 4
+    assert set(stats["real"]["au_mean"]) >= {"AU12", "AU01"}
+    last = metrics(run)[-1]
+    assert last["mix/synth"] + last["mix/real"] == pytest.approx(1.0)
+    assert 0.4 < last["mix/real"] <= 1.0  # 32 draws at p = 0.75
