@@ -126,11 +126,26 @@ def landmark_prior() -> np.ndarray:
     (median rig-frame residual of a shape-only fit over near-frontal neutral real photos,
     symmetrised); see ``docs/photo_identities.md``.
     """
-    data = json.loads(ilr.files("assets").joinpath(PRIOR_FILE).read_text())
-    off = np.asarray(data["offset_cm"], dtype=np.float64)
+    off = np.asarray(_prior_asset()["offset_cm"], dtype=np.float64)
     if off.shape != (lmk.N_MESH, 3):
         raise ValueError(f"{PRIOR_FILE}: expected (478, 3) offsets, got {off.shape}")
     return off
+
+
+@functools.lru_cache(maxsize=1)
+def _prior_asset() -> dict:
+    return json.loads(ilr.files("assets").joinpath(PRIOR_FILE).read_text())
+
+
+def neutral_allowance() -> np.ndarray:
+    """(len(RIG_AUS),) FACS: per AU, the upper quartile of what *neutral* real photos fit
+    (``assets/landmark_prior.json``, same calibration as :func:`landmark_prior`).
+
+    Fitted AUs up to this level are as likely identity (eye aperture, lip shape) as
+    expression; photo identities remove only the excess (``synth/identity/photo.py``).
+    """
+    allow = _prior_asset().get("neutral_allowance", {})
+    return np.array([float(allow.get(a, 0.0)) for a in RIG_AUS])
 
 
 def image_frame(landmarks: np.ndarray) -> np.ndarray:

@@ -179,7 +179,22 @@ def _quality(meta: dict[str, Any]) -> tuple[str, str] | None:
 
 # ---------------------------------------------------------------------------- driver
 def _done(out: Path, key: str) -> bool:
-    return bool(key) and (any(out.glob(f"{key}-*.npz")) or (out / SKIP_DIR / f"{key}.json").is_file())
+    """Built (in the current format) or skipped before. Files of an older format are removed."""
+    from synth.identity.photo import FORMAT_VERSION, read_meta
+
+    if not key:
+        return False
+    if (out / SKIP_DIR / f"{key}.json").is_file():
+        return True
+    files = list(out.glob(f"{key}-*.npz"))
+    try:
+        if files and all(read_meta(str(f)).get("version") == FORMAT_VERSION for f in files):
+            return True
+    except (OSError, ValueError, KeyError):   # unreadable: rebuild it
+        pass
+    for f in files:
+        f.unlink(missing_ok=True)
+    return False
 
 
 def build_identities(inputs: list[Path], out: str | Path, workers: int = 1, all_faces: bool = False,

@@ -10,8 +10,11 @@ rendering never runs detection. Method (details and measured limits in
    background) and the source of the face texture.
 2. **Fit** (:func:`aukit.fitting.fit_landmarks`): pose, identity shape and the source's AU
    vector (bounded to [0, 5]); the per-vertex residual ("detail") keeps the mesh on the
-   landmarks. The *identity mesh* is the fitted mesh minus the source AUs' fields: the
-   source expression is removed, the renderer adds exactly the target AUs.
+   landmarks. The *identity mesh* is the fitted mesh minus the fields of the AUs' excess
+   over :func:`aukit.fitting.neutral_allowance` (what neutral photos fit anyway: below
+   it, a fitted AU is as likely the person's eye aperture or lip shape as expression),
+   with the lips closed: the source expression is removed, and the renderer adds exactly
+   the target AUs.
 3. **Texture.** Each surface point's photo position is the fitted source-posed mesh
    projected into the crop (``photo_xy``; the fit is a similarity, so projection commutes
    with the rig's subdivision and is exact on the fine mesh). The photo is resampled
@@ -54,7 +57,7 @@ from aukit import atomic
 from aukit import landmarks as lmk
 from aukit.aus import RIG_AUS
 from aukit.basis import FaceBasis, load_basis
-from aukit.fitting import fit_landmarks, inter_ocular
+from aukit.fitting import fit_landmarks, inter_ocular, neutral_allowance
 from aukit.meshops import geodesic_from, laplacian, smooth_fill, vertex_normals
 from synth.head import orient_outward
 from synth.identity.raster import depth_visible, interpolate, rasterize
@@ -63,13 +66,14 @@ if TYPE_CHECKING:
     from synth.rig import HeadRig
 
 FORMAT = "ausynth-photo-identity"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 3
 CROP_FACTOR = 2.4          # crop side / LM68 box side
 CROP_LIFT = 0.06           # crop centre above the box centre (fraction of the crop side)
 CROP_MAX = 512             # px: backdrop resolution cap (the photo's own resolution below it)
 CROP_MIN = 64              # px (smaller faces are upsampled to this)
 TEXTURE_SIZE = 512         # px: face texture in the rig's UV layout
 FEATHER_CM = 0.9           # the re-posed face fades into the backdrop over this band (cm)
+MARGIN_CM = 2.0            # ... and over this wider band on the sides (see opacity())
 VISIBLE_COS = (0.0, 0.4)    # normal . view: 0 visibility below, full above
 CONF_MIN = 0.35            # texture confidence below this counts as a hole
 HOLE_LIMIT = 0.02          # pose limits: at most this fraction of the visible face is holes
@@ -99,12 +103,14 @@ class PhotoIdentity:
     vertices: np.ndarray       # (478, 3) float32: neutral identity mesh, rig frame (cm)
     shape: np.ndarray          # (S,) float32: fitted shape coefficients
     source_aus: np.ndarray     # (len(RIG_AUS),) float32: the photo's fitted AUs (FACS 0-5)
+    removed_aus: np.ndarray    # (len(RIG_AUS),) float32: the part of them removed (the expression)
     scale: float               # texture px per cm
     rotation: np.ndarray       # (3, 3) rig frame -> texture image frame (source head pose)
     translation: np.ndarray    # (3,)
     source_vertices: np.ndarray  # (478, 3) float32: the fitted mesh at the source expression (rig frame)
     photo_xy: np.ndarray       # (478, 2) float32: source-posed mesh in backdrop pixels
-    confidence: np.ndarray     # (478,) float32 texture confidence in [0, 1]
+    visibility: np.ndarray     # (478,) float32 how well the photo sees each vertex, in [0, 1]
+    confidence: np.ndarray     # (478,) float32 texture confidence in [0, 1] (own or mirrored)
     texture: np.ndarray        # (T, T, 3) uint8 sRGB face texture, rig UV layout, far side filled
     photo: np.ndarray          # (C, C, 3) uint8 sRGB: the photo crop as it is (outside the photo filled)
     backdrop: np.ndarray       # (C, C, 3) uint8 sRGB: photo crop, inner face inpainted
@@ -170,7 +176,9 @@ def reconstruct(image: np.ndarray, landmarks: np.ndarray, *, source: str = "", s
 
     fit = fit_landmarks(lm_tex, b)
     v_src = fit.model(b)
-    v_id = close_lips(fit.identity_mesh(b), b)
+    # remove the source expression: the fitted AUs beyond what neutral photos fit anyway
+    removed = np.maximum(fit.aus - neutral_allowance(), 0.0)
+    v_id = close_lips(fit.model(b, aus=fit.aus - removed), b)
     tris = face_triangles(b)
     q_src = fit.to_image(v_src)
     xy = np.stack([q_src[:, 0], -q_src[:, 1]], 1)
@@ -190,8 +198,8 @@ def reconstruct(image: np.ndarray, landmarks: np.ndarray, *, source: str = "", s
     texture = _unwrap(crop, rig, fine_xy, fine_vis)
     light, skin_lum = _fit_light(crop, xy, normals, vis)
     iris, sclera = _eye_colours(crop, lm_tex)
-    backdrop, state = _backdrop(crop, valid, xy, v_id, tris, b)
-    limits = _pose_limits(v_id, tris, confidence, feather_weights(v_id, b))
+    backdrop, state = _backdrop(crop, valid, xy, v_id, vis, tris, b)
+    limits = _pose_limits(v_id, tris, confidence, opacity(v_id, vis, b))
     out_frac = _outside_fraction(valid, lm_tex)
     meta = {
         "format": FORMAT, "version": FORMAT_VERSION, "source": str(source), "source_sha1": source_sha1,
@@ -202,6 +210,7 @@ def reconstruct(image: np.ndarray, landmarks: np.ndarray, *, source: str = "", s
         "crop": {"x0": float(cx - side / 2), "y0": float(cy - side / 2), "side": float(side), "size": size},
         "fit": {"residual": round(fit.residual, 5), "pose": {k2: round(v, 3) for k2, v in fit.pose.items()},
                 "aus": {a: round(float(v), 4) for a, v in zip(RIG_AUS, fit.aus)},
+                "removed_aus": {a: round(float(v), 4) for a, v in zip(RIG_AUS, removed) if v > 0},
                 "inter_ocular_px": round(float(inter_ocular(lm)), 3)},
         "light": [round(float(x), 5) for x in light], "skin_luminance": round(float(skin_lum), 5),
         "eyes": {"iris": [round(float(x), 5) for x in iris], "sclera": [round(float(x), 5) for x in sclera]},
@@ -209,9 +218,11 @@ def reconstruct(image: np.ndarray, landmarks: np.ndarray, *, source: str = "", s
         "visible_fraction": round(float(vis[:lmk.N_FACE].mean()), 4),
     }
     return PhotoIdentity(meta=meta, vertices=v_id.astype(np.float32), shape=fit.shape.astype(np.float32),
-                         source_aus=fit.aus.astype(np.float32), scale=float(fit.scale),
+                         source_aus=fit.aus.astype(np.float32), removed_aus=removed.astype(np.float32),
+                         scale=float(fit.scale),
                          rotation=fit.rotation.astype(np.float64), translation=fit.translation.astype(np.float64),
-                         source_vertices=v_src.astype(np.float32), photo_xy=xy.astype(np.float32), confidence=confidence.astype(np.float32),
+                         source_vertices=v_src.astype(np.float32), photo_xy=xy.astype(np.float32),
+                         visibility=vis.astype(np.float32), confidence=confidence.astype(np.float32),
                          texture=texture, photo=crop, backdrop=backdrop, backdrop_state=state)
 
 
@@ -292,11 +303,18 @@ def _unwrap(crop: np.ndarray, rig: "HeadRig", fine_xy: np.ndarray, fine_vis: np.
     w_mir = np.where(m_mir, w_mir, 0.0)
     denom = w_own + (1 - w_own) * w_mir
     alpha = np.where(denom > 1e-3, w_own / np.maximum(denom, 1e-3), 1.0)
-    # match the mirrored side's brightness to the photo where the two meet
-    band = m & m_mir & (alpha > 0.2) & (alpha < 0.8)
-    if band.sum() > 50:
-        gain = np.clip(own[band].mean(0) / np.maximum(mirrored[band].mean(0), 1.0), 0.75, 1.33)
-        mirrored = mirrored * gain
+    # keep the photo's own low-frequency shading on the filled side (it is lit differently):
+    # the mirrored detail is scaled by the ratio of the two sides' blurred brightness, the
+    # own side's blur weighted by how well the photo sees it
+    sigma = size / 24.0
+    w = (w_own * m).astype(np.float32)
+    low_own = cv2.GaussianBlur((own * w[..., None]).astype(np.float32), (0, 0), sigma) \
+        / np.maximum(cv2.GaussianBlur(w, (0, 0), sigma), 1e-3)[..., None]
+    wm = m_mir.astype(np.float32)
+    low_mir = cv2.GaussianBlur((mirrored * wm[..., None]).astype(np.float32), (0, 0), sigma) \
+        / np.maximum(cv2.GaussianBlur(wm, (0, 0), sigma), 1e-3)[..., None]
+    gain = np.clip(low_own.mean(2) / np.maximum(low_mir.mean(2), 1.0), 0.4, 2.5)
+    mirrored = mirrored * gain[..., None]
     out = alpha[..., None] * own + (1 - alpha[..., None]) * mirrored
     out = _extend(out, m)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
@@ -454,7 +472,7 @@ def _eye_colours(crop: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarr
         if sc.sum() >= 3:
             vals = lin[sc]
             lum = vals.mean(1)
-            scleras.append(vals[lum >= np.percentile(lum, 60)].mean(0))
+            scleras.append(vals[lum >= np.percentile(lum, 50)].mean(0))
     iris = np.mean(irises, 0) if irises else _DEFAULT_IRIS
     sclera = np.mean(scleras, 0) if scleras else _DEFAULT_SCLERA
     # a sclera darker than its iris means the sample hit lashes/shadow: fall back
@@ -463,20 +481,38 @@ def _eye_colours(crop: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.clip(iris, 0, 1), np.clip(sclera, 0, 1)
 
 
-def feather_weights(vertices: np.ndarray, basis: FaceBasis) -> np.ndarray:
-    """(478,) in [0, 1]: 0 on the face contour, 1 beyond ``FEATHER_CM`` inside it."""
+def feather_weights(vertices: np.ndarray, basis: FaceBasis, width: float = FEATHER_CM) -> np.ndarray:
+    """(478,) in [0, 1]: 0 on the face contour, 1 beyond ``width`` cm inside it (geodesic)."""
     d = geodesic_from(vertices[:lmk.N_FACE], basis.triangles, np.array(lmk.FACE_OVAL))
     out = np.ones(lmk.N_MESH)
-    out[:lmk.N_FACE] = _smoothstep(d / FEATHER_CM)
+    out[:lmk.N_FACE] = _smoothstep(d / width)
     return out
 
 
-def _backdrop(crop: np.ndarray, valid: np.ndarray, xy: np.ndarray, v_id: np.ndarray, tris: np.ndarray,
-              b: FaceBasis) -> tuple[np.ndarray, np.ndarray]:
+def opacity(vertices: np.ndarray, visibility: np.ndarray, basis: FaceBasis) -> np.ndarray:
+    """(478,) opacity of the re-posed face over the backdrop: 0 on the contour, 1 inside.
+
+    Along the sides of the face (and wherever the photo saw the surface poorly) the ramp is
+    ``MARGIN_CM`` wide instead of ``FEATHER_CM``: there MediaPipe's contour often lies
+    outside the true cheek silhouette, so the texture holds the silhouette itself, and any
+    misregistration with the warped backdrop would show it twice. The backdrop shows it
+    once. Forehead, chin and the lower jaw keep the narrow ramp (the chin moves with the
+    jaw AUs; the backdrop must not show the photo's mouth or chin there)."""
+    narrow = feather_weights(vertices, basis)
+    wide = feather_weights(vertices, basis, MARGIN_CM)
+    n = basis.neutral
+    lateral = _smoothstep((np.abs(n[:, 0]) - 4.0) / 2.0) * _smoothstep((n[:, 1] + 4.5) / 2.0)
+    weight = np.maximum(lateral, 1.0 - np.clip(visibility, 0, 1))
+    weight[n[:, 1] < -5.0] = lateral[n[:, 1] < -5.0]        # never widen around the mouth and chin
+    return narrow * (1.0 - (1.0 - wide) * weight)
+
+
+def _backdrop(crop: np.ndarray, valid: np.ndarray, xy: np.ndarray, v_id: np.ndarray, vis: np.ndarray,
+              tris: np.ndarray, b: FaceBasis) -> tuple[np.ndarray, np.ndarray]:
     """Photo crop with the inner face (always covered by the re-posed face) and the area
     outside the photo inpainted; and the state map (0 photo, 1 inner face, 2 outside)."""
     size = crop.shape[0]
-    f = feather_weights(v_id, b)
+    f = opacity(v_id, vis, b)
     ids, bary = rasterize(xy, tris, (size, size))
     inner = interpolate(ids, bary, tris, f) > 0.98
     holes = np.zeros((size, size), np.uint8)
@@ -564,9 +600,10 @@ def save(path: str | Path, ident: PhotoIdentity) -> None:
     arrays = {
         "meta": np.frombuffer(json.dumps(ident.meta).encode(), np.uint8),
         "vertices": ident.vertices, "shape": ident.shape, "source_aus": ident.source_aus,
+        "removed_aus": ident.removed_aus,
         "scale": np.float64(ident.scale), "rotation": ident.rotation, "translation": ident.translation,
         "source_vertices": ident.source_vertices, "photo_xy": ident.photo_xy,
-        "confidence": ident.confidence,
+        "visibility": ident.visibility, "confidence": ident.confidence,
         "texture_png": _png(ident.texture[..., 0] if gray else ident.texture),
         "photo_png": _png(ident.photo[..., 0] if gray else ident.photo),
         "backdrop_png": _png(ident.backdrop[..., 0] if gray else ident.backdrop),
@@ -589,8 +626,9 @@ def load(path: str | Path) -> PhotoIdentity:
             raise ValueError(f"{path}: identity format version {meta.get('version')} != {FORMAT_VERSION}; rebuild it")
         return PhotoIdentity(
             meta=meta, vertices=z["vertices"], shape=z["shape"], source_aus=z["source_aus"],
+            removed_aus=z["removed_aus"],
             scale=float(z["scale"]), rotation=z["rotation"], translation=z["translation"],
-            source_vertices=z["source_vertices"], photo_xy=z["photo_xy"],
+            source_vertices=z["source_vertices"], photo_xy=z["photo_xy"], visibility=z["visibility"],
             confidence=z["confidence"], texture=_unpng(z["texture_png"], 3), photo=_unpng(z["photo_png"], 3),
             backdrop=_unpng(z["backdrop_png"], 3), backdrop_state=_unpng(z["state_png"], 1))
 

@@ -64,6 +64,7 @@ class PhotoRecord(Identity):
 
     photo: photo_mod.PhotoIdentity | None = None
     feather: np.ndarray | None = None            # (Vf,) opacity over the backdrop
+    relight: np.ndarray | None = None            # (Vf,) how much relighting applies (0 at the contour)
     confidence: np.ndarray | None = None         # (Vf,) texture confidence
     source_normals: np.ndarray | None = None     # (Vf, 3) camera-frame normals at the source
     source_coarse: np.ndarray | None = None      # (Vc, 3) coarse face+loft mesh at the source
@@ -104,7 +105,9 @@ def load_record(path: str, rig: HeadRig) -> tuple[PhotoRecord, IdentityGeometry]
     geo = IdentityGeometry(base=base, eye_centers=centers, hair=np.zeros(len(base)), arches=arches,
                            interior=_interior(arches, lip_y, front_z, width))
     n_loft = len(rig.loft.vertices)
-    feather = np.asarray(sub @ np.concatenate([photo_mod.feather_weights(v_id, b), np.zeros(n_loft)]))
+    feather = np.asarray(sub @ np.concatenate([photo_mod.opacity(v_id, pid.visibility, b), np.zeros(n_loft)]))
+    fade = np.asarray(sub @ np.concatenate([photo_mod.feather_weights(v_id, b, photo_mod.MARGIN_CM),
+                                            np.zeros(n_loft)]))
     conf = np.asarray(sub @ np.concatenate([pid.confidence.astype(np.float64), np.zeros(n_loft)]))
     src_coarse = photo_mod.combined(rig, pid.source_model())
     src_fine = np.asarray(sub @ src_coarse)
@@ -115,7 +118,8 @@ def load_record(path: str, rig: HeadRig) -> tuple[PhotoRecord, IdentityGeometry]
     rec = PhotoRecord(spec={"kind": "photo", "key": pid.key}, shape=pid.shape, texture=pid.texture,
                       skin=skin_lin, hair=skin_lin * 0.3, eye=np.asarray(eyes["iris"]),
                       style=HairStyle(front=1.0, back=1.0, thickness=0.0, bald=True), uv=None,
-                      photo=pid, feather=np.clip(feather, 0, 1), confidence=np.clip(conf, 0, 1),
+                      photo=pid, feather=np.clip(feather, 0, 1), relight=np.clip(fade, 0, 1),
+                      confidence=np.clip(conf, 0, 1),
                       source_normals=normals, source_coarse=src_coarse)
     return rec, geo
 
@@ -152,9 +156,15 @@ def build_photo_scene(spec, rig: HeadRig, cache) -> PhotoSceneGeometry:
     light = pid.light
     rot = head[:3, :3]
 
-    shade = _shade(light, normals.astype(np.float64) @ rot.T) / _shade(light, rec.source_normals)
-    shade = np.clip(shade, *SHADE_RANGE) ** (1 / 2.2)
-    face_rgba = np.concatenate([np.repeat(shade[:, None], 3, 1), rec.feather[:, None]], 1).astype(np.float32)
+    n_cam = normals.astype(np.float64) @ rot.T
+    shade = _shade(light, n_cam) / _shade(light, rec.source_normals)
+    # the backdrop is not relit: fade the relighting out towards the face contour
+    shade = (1.0 + (np.clip(shade, *SHADE_RANGE) - 1.0) * rec.relight) ** (1 / 2.2)
+    # near the contour, surface seen edge-on in this view gives way to the backdrop (which
+    # holds the true silhouette, warped with the head): no double silhouette
+    facing = np.clip((n_cam[:, 2] - 0.1) / 0.35, 0.0, 1.0)
+    alpha = rec.feather * (1.0 - (1.0 - rec.relight) * (1.0 - facing * facing * (3 - 2 * facing)))
+    face_rgba = np.concatenate([np.repeat(shade[:, None], 3, 1), alpha[:, None]], 1).astype(np.float32)
     colors = {"face": face_rgba}
     uv, _, _ = photo_mod.texture_layout(rig, rec.texture.shape[0])
     all_parts = [Part("face", skin, rig.triangles[face], normals, SEG_CLASSES["face"], uv=uv,
@@ -246,11 +256,21 @@ def _eye_parts(rig, rec, geo, eyes_v, bits, rot, light, colors):
         # relative to the light on a forward-facing surface: the photo's colours are lit already
         sh = _shade(light, n @ rot.T) / _shade(light, np.array([[0.0, 0.0, 1.0]]))
         name = f"eye_{'rl'[k]}"
-        colors[name] = _rgba(base * np.clip(sh, *SHADE_RANGE)[:, None])
+        colors[name] = _rgba(base * (np.clip(sh, *SHADE_RANGE) * _eye_occlusion(n))[:, None])
         rb = _rim(bits, rig, ("eye_r", "eye_l")[k])
         out.append(Part(name, ev, tris, n.astype(np.float32), SEG_CLASSES["eyes"],
                         roughness=0.15, tri_regions=np.full(len(tris), rb, np.uint32)))
     return out
+
+
+def _eye_occlusion(n: np.ndarray) -> np.ndarray:
+    """Darkening of the eyeball by the lids (head frame directions ``n``): the sclera near the
+    lid margins and under the upper lid is in shadow in real photos; a uniformly lit CG
+    eyeball looks like a stare."""
+    away = np.degrees(np.arccos(np.clip(n[:, 2], -1.0, 1.0)))      # from the head's forward axis
+    rim = 1.0 - 0.45 * np.clip((away - 12.0) / 25.0, 0.0, 1.0)
+    upper = 1.0 - 0.35 * np.clip(n[:, 1] / 0.35, 0.0, 1.0)
+    return rim * upper
 
 
 def _mouth_parts(rig, rec, geo, aus, bits, rot, light, colors):
