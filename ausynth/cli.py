@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "edit": ("train.edit", "apply target AUs to a photo with a trained GANimation checkpoint"),
     "eval": ("eval.cli", "evaluate checkpoints on test sets with independent judges"),
     "report": ("eval.report", "write the HTML/JSON report of evaluation runs"),
+    "experiment": ("eval.experiment", "run the synthetic vs real vs mixed study end to end (render .. report)"),
 }
 
 
