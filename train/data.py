@@ -26,6 +26,7 @@ from aukit.dataset import (AU_CSV, AU_PKL, IMGS, LABELS, MANIFEST, DatasetError,
                            read_dataset)
 from train.config import DataConfig, SourceConfig
 from train.openface import is_openface_folder, read_openface_dataset
+from train.shards import ShardReader, ShardSet, ShardStream, is_sharded
 
 _PLAN_STREAM = 0x7A  # keeps batch draws independent of any other seeded stream
 _PREVIEW_STREAM = 0x7B
@@ -41,6 +42,7 @@ class SourceData:
     samples: list[Sample]
     aus: np.ndarray
     rendered: bool        # an ausynth render (labels.jsonl + manifest.json): exact labels
+    shards: ShardSet | None = None   # set for tar-sharded sources, which are streamed
 
 
 def load_source(src: SourceConfig, split: str) -> SourceData:
@@ -48,6 +50,10 @@ def load_source(src: SourceConfig, split: str) -> SourceData:
     root = Path(src.path)
     if not root.is_dir():
         raise DatasetError(f"data source {src.name!r}: folder not found: {root}")
+    if is_sharded(root):
+        shard_set = ShardSet.open(root, split)
+        aus = np.stack([s.aus for s in shard_set.samples]).astype(np.float64)
+        return SourceData(src.name, root, "shards", shard_set.samples, aus, True, shard_set)
     fmt = src.format
     if fmt == "auto":
         has_table = (root / AU_CSV).is_file() or (root / AU_PKL).is_file()
@@ -85,6 +91,17 @@ class Mixture:
         self.cfg = cfg
         self.target_pool = (None if cfg.target_sampler == "shuffle"
                             else self.names.index(cfg.target_source))  # type: ignore[arg-type]
+        self.streamed = [j for j, s in enumerate(sources) if s.shards is not None]
+        self._readers: dict[int, ShardReader] = {}
+
+    def decode(self, i: int, size: int) -> np.ndarray:
+        """Image of flat sample ``i`` as ``uint8 (3, size, size)`` (file or shard member)."""
+        j = int(self.source_of[i])
+        if self.sources[j].shards is None:
+            return decode_image(self.paths[i], size)
+        if j not in self._readers:  # per process: loader workers build their own
+            self._readers[j] = ShardReader(self.sources[j].shards.root)
+        return self._readers[j].image(Path(self.paths[i]), size)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -155,8 +172,8 @@ def decode_image(path: str, size: int) -> np.ndarray:
         raise DatasetError(f"cannot read training image {path}: {exc}") from exc
 
 
-def _assemble(mix: Mixture, plan: BatchPlan, rows: slice, images: torch.Tensor, step: int) -> Batch:
-    idx = plan.index[rows]
+def _assemble(mix: Mixture, plan: BatchPlan, rows: slice, idx: np.ndarray, images: torch.Tensor,
+              step: int) -> Batch:
     flip = torch.from_numpy(plan.flip[rows])
     images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
     return Batch(step, images.contiguous(), torch.from_numpy(mix.aus_unit[idx]),
@@ -168,39 +185,80 @@ class _StepDataset(torch.utils.data.Dataset):
     """Item ``step`` = this rank's decoded batch of that step (used by worker processes)."""
 
     def __init__(self, mix: Mixture, seed: int, batch: int, rows: slice, size: int,
-                 cache: torch.Tensor | None):
+                 cache: torch.Tensor | None, rank: int = 0, world: int = 1):
         self.mix, self.seed, self.batch, self.rows, self.size = mix, seed, batch, rows, size
         self.cache = cache
+        self.streams = {j: StreamCursor(mix, j, ShardStream(mix.sources[j].shards, seed, rank, world),
+                                        seed, batch, rows) for j in mix.streamed}
 
     def __len__(self) -> int:
         return 2 ** 62
 
     def __getitem__(self, step: int) -> Batch:
         plan = plan_batch(self.mix, self.seed, step, self.batch)
-        idx = plan.index[self.rows]
+        idx = plan.index[self.rows].copy()
+        for cursor in self.streams.values():  # streamed sources: next samples of this rank's stream
+            cursor.replace(step, idx)
         if self.cache is not None:
             images = self.cache[torch.from_numpy(idx)]
         else:
-            images = torch.from_numpy(np.stack([decode_image(self.mix.paths[i], self.size)
-                                                for i in idx]))
-        return _assemble(self.mix, plan, self.rows, images, step)
+            images = torch.from_numpy(np.stack([self.mix.decode(i, self.size) for i in idx]))
+        return _assemble(self.mix, plan, self.rows, idx, images, step)
+
+
+class StreamCursor:
+    """Position of a streamed source in one rank's stream at any step.
+
+    Rows of step ``t`` drawn from source ``j`` take the next stream elements; the position
+    at step ``s`` is the number of such rows in steps ``0..s-1`` (memoised every
+    ``every`` steps), so any step can be produced, in any order, by any worker.
+    """
+
+    def __init__(self, mix: Mixture, j: int, stream: ShardStream, seed: int, batch: int, rows: slice,
+                 every: int = 256):
+        self.mix, self.j, self.stream, self.seed, self.batch, self.rows = mix, j, stream, seed, batch, rows
+        self.every = every
+        self._memo = {0: 0}
+
+    def _count(self, step: int) -> int:
+        idx = plan_batch(self.mix, self.seed, step, self.batch).index[self.rows]
+        return int((self.mix.source_of[idx] == self.j).sum())
+
+    def position(self, step: int) -> int:
+        base = (step // self.every) * self.every
+        if base not in self._memo:
+            known = max(k for k in self._memo if k <= base)
+            pos = self._memo[known]
+            for t in range(known, base):
+                pos += self._count(t)
+                if (t + 1) % self.every == 0:
+                    self._memo[t + 1] = pos
+        pos = self._memo[base]
+        return pos + sum(self._count(t) for t in range(base, step))
+
+    def replace(self, step: int, idx: np.ndarray) -> None:
+        mine = np.flatnonzero(self.mix.source_of[idx] == self.j)
+        start = self.position(step)
+        off = self.mix.offsets[self.j]
+        for n, row in enumerate(mine):
+            idx[row] = off + self.stream.flat_index(start + n)
 
 
 class _Chunks(torch.utils.data.Dataset):
-    def __init__(self, paths: list[str], size: int, chunk: int):
-        self.paths, self.size, self.chunk = paths, size, chunk
+    def __init__(self, mix: Mixture, size: int, chunk: int):
+        self.mix, self.size, self.chunk = mix, size, chunk
 
     def __len__(self) -> int:
-        return (len(self.paths) + self.chunk - 1) // self.chunk
+        return (len(self.mix) + self.chunk - 1) // self.chunk
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        part = self.paths[i * self.chunk:(i + 1) * self.chunk]
-        return torch.from_numpy(np.stack([decode_image(p, self.size) for p in part]))
+        part = range(i * self.chunk, min(len(self.mix), (i + 1) * self.chunk))
+        return torch.from_numpy(np.stack([self.mix.decode(k, self.size) for k in part]))
 
 
 def preload(mix: Mixture, size: int, workers: int) -> torch.Tensor:
     """Decode every image once into ``uint8 (N, 3, S, S)``, in parallel worker processes."""
-    loader = torch.utils.data.DataLoader(_Chunks(mix.paths, size, 256), batch_size=None,
+    loader = torch.utils.data.DataLoader(_Chunks(mix, size, 256), batch_size=None,
                                          num_workers=workers)
     return torch.cat(list(loader))
 
@@ -223,7 +281,7 @@ def batches(mix: Mixture, *, seed: int, batch: int, size: int, start: int, stop:
     if batch % world:
         raise ValueError(f"batch size {batch} does not split evenly over {world} processes")
     per = batch // world
-    ds = _StepDataset(mix, seed, batch, slice(rank * per, (rank + 1) * per), size, cache)
+    ds = _StepDataset(mix, seed, batch, slice(rank * per, (rank + 1) * per), size, cache, rank, world)
     if cache is not None or workers == 0:
         return (ds[s] for s in range(start, stop))
     loader = torch.utils.data.DataLoader(ds, batch_size=None, sampler=range(start, stop),
@@ -237,7 +295,7 @@ def preview_batch(mix: Mixture, seed: int, n: int, size: int) -> tuple[torch.Ten
     rng = np.random.default_rng([seed, _PREVIEW_STREAM])
     idx = mix.draw(rng, n)
     other = mix.draw(rng, n, source=mix.target_pool)
-    images = torch.from_numpy(np.stack([decode_image(mix.paths[i], size) for i in idx]))
+    images = torch.from_numpy(np.stack([mix.decode(i, size) for i in idx]))
     return images, torch.from_numpy(mix.aus_unit[idx]), torch.from_numpy(mix.aus_unit[other])
 
 
