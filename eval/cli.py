@@ -159,11 +159,18 @@ def write_info(out: Path, cfg: EvalConfig, plan: dict[str, Any], judges: dict[st
         "config": to_dict(cfg), "judges": judges, "feature_space": FEATURE_SPACE,
         "models": {**old.get("models", {}), **{m.name: m.info for m in plan["all_models"]}},
         "test_sets": {**old.get("test_sets", {}), **{s.name: s.describe() for s in plan["sets"]}},
-        "versions": versions(), "command": " ".join(["ausynth", "eval", *sys.argv[2:]])
-        if sys.argv and sys.argv[0].endswith("ausynth") else " ".join(sys.argv),
+        "versions": versions(), "command": _command_line(),
         "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra,
     }
     atomic.write_text(path, json.dumps(info, indent=1, default=_default))
+
+
+def _command_line() -> str:
+    """``ausynth eval ...`` as typed (also when run as ``python -m ausynth.cli eval ...``)."""
+    argv = list(sys.argv)
+    if len(argv) > 1 and argv[1] == "eval":
+        return " ".join(["ausynth", *argv[1:]])
+    return " ".join(argv)
 
 
 def _default(obj: Any) -> Any:

@@ -177,15 +177,17 @@ def prototype_grids(cells, models, sets, n_faces: int) -> list[dict[str, Any]]:
         first = next(iter(data.values()))
         emo = [i for i, k in enumerate(first["t_kind"]) if k == "emotion"]
         for f in range(min(n_faces, len(first["grid_in"]))):
+            scale = 2 if len(data) <= 3 else 1   # keep the table within a screen's width
             rows = [{"label": str(first["t_label"][t]),
-                     "pngs": [plots.png_b64(plots.strip([g["grid_in"][f], g["grid_out"][f, t], g["grid_att"][f, t]]))
-                              for g in data.values()]} for t in emo]
+                     "pngs": [plots.png_b64(plots.strip([g["grid_in"][f], g["grid_out"][f, t], g["grid_att"][f, t]],
+                                                        scale)) for g in data.values()]} for t in emo]
             if rows:
                 grids.append({"test_set": ts, "face_id": f, "models": list(data), "rows": rows})
     return grids
 
 
 def sweep_grids(cells, models, sets, n_faces: int) -> list[dict[str, Any]]:
+    """Per test set and face: one row per (AU, model): input | outputs by intensity | attention."""
     grids = []
     for ts in sets:
         data = _grid_models(cells, models, ts)
@@ -200,8 +202,9 @@ def sweep_grids(cells, models, sets, n_faces: int) -> list[dict[str, Any]]:
                 idx = [i for i, (n, k) in enumerate(zip(first["t_name"], first["t_kind"])) if k == "au" and n == a]
                 idx.sort(key=lambda i: first["t_intensity"][i])
                 levels = [_fmt(first["t_intensity"][i]) for i in idx]
-                pngs = [plots.png_b64(plots.strip([g["grid_in"][f], *[g["grid_out"][f, i] for i in idx],
-                                                   g["grid_att"][f, idx[-1]]], scale=1)) for g in data.values()]
-                rows.append({"label": a, "pngs": pngs})
-            grids.append({"test_set": ts, "face_id": f, "models": list(data), "rows": rows, "levels": levels})
+                for m, g in data.items():
+                    png = plots.png_b64(plots.strip([g["grid_in"][f], *[g["grid_out"][f, i] for i in idx],
+                                                     g["grid_att"][f, idx[-1]]], scale=1 if g["grid_in"].shape[1] >= 64 else 2))
+                    rows.append({"au": a, "model": m, "png": png})
+            grids.append({"test_set": ts, "face_id": f, "rows": rows, "levels": levels})
     return grids

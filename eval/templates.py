@@ -66,9 +66,9 @@ model's interval (overlap is not proof of equivalence; with few test faces the i
 {% for row in g.rows %}<tr><td class="name">{{ row.label }}</td>{% for png in row.pngs %}<td class="img">{% if png %}<img src="data:image/png;base64,{{ png }}">{% endif %}</td>{% endfor %}</tr>{% endfor %}
 </table>{% endfor %}
 {% for g in sweep_grids %}<h3>{{ g.test_set }}: AU sweeps, face {{ g.face_id }}</h3>
-<p class="note">input | outputs at {{ g.levels | join(", ") }} | attention at the highest intensity</p>
-<table><tr><th class="name">AU</th>{% for m in g.models %}<th>{{ m }}</th>{% endfor %}</tr>
-{% for row in g.rows %}<tr><td class="name">{{ row.label }}</td>{% for png in row.pngs %}<td class="img">{% if png %}<img src="data:image/png;base64,{{ png }}">{% endif %}</td>{% endfor %}</tr>{% endfor %}
+<p class="note">input | outputs at FACS {{ g.levels | join(", ") }} | attention at the highest intensity</p>
+<table><tr><th class="name">AU</th><th class="name">model</th><th class="name">images</th></tr>
+{% for row in g.rows %}<tr><td class="name">{{ row.au }}</td><td class="name">{{ row.model }}</td><td class="img"><img src="data:image/png;base64,{{ row.png }}"></td></tr>{% endfor %}
 </table>{% endfor %}
 
 <h2>5. Provenance: what produced each number</h2>
