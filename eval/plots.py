@@ -67,7 +67,8 @@ def efficiency_plot(series: dict[str, dict[str, list[dict[str, Any]]]], metrics:
     """Metric vs real-data share: one panel per metric, one line per test set, 95% CI bars.
 
     ``series[metric][test_set]``: points ``{share, value, ci_low, ci_high, model}``."""
-    metrics = [m for m in metrics if any(len(p) >= 2 for p in series.get(m, {}).values())]
+    metrics = [m for m in metrics if any(sum(q["value"] is not None for q in p) >= 2
+                                         for p in series.get(m, {}).values())]
     if not metrics:
         return None
     plt = _plt()

@@ -120,7 +120,7 @@ def render_html(summary: dict[str, Any], dirs: list[Path], title: str, extra: An
                                 {k: v["description"] for k, v in summary["metrics"].items()})
     cells = cell_files(dirs)
     return env.from_string(REPORT_HTML).render(
-        s=summary, title=title, models=models, sets=sets, metric_order=metric_order,
+        s=summary, title=title, models=models, sets=sets, metric_order=metric_order, headline=HEADLINE,
         ci_pct=round(100 * (ci or 0.95)), fmt=_fmt, yaml=_yaml, is_baseline=is_baseline,
         share=lambda m: _fmt(summary["models"].get(m, {}).get("real_share")),
         warnings=warnings_of(summary), efficiency_png=eff, per_au_pngs=per_au_pngs(summary, models, sets),

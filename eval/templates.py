@@ -48,10 +48,11 @@ for reference and never ranked). Realism feature space: <b>{{ s.feature_space }}
 <h2>2. Data efficiency: real-data share at fixed compute</h2>
 <p class="note">Models trained for the same number of steps with different shares of real images per
 batch. "Replaced" = 1 &minus; the smallest real share whose interval overlaps the real-only
-model's interval (overlap is not proof of equivalence; with few test faces the intervals are wide).</p>
+model's interval (overlap is not proof of equivalence; with few test faces the intervals are wide).
+Headline metrics here; every metric is in the JSON summary (<code>replacement</code>).</p>
 {% if efficiency_png %}<img src="data:image/png;base64,{{ efficiency_png }}" alt="metric vs real share">{% else %}<p class="note">Needs at least two models with known real shares.</p>{% endif %}
 {% if s.replacement %}<table><tr><th class="name">metric</th><th class="name">test set</th><th>real-only model</th><th>min real share matching it</th><th>synthetic share replaced</th><th class="name">significantly better than real-only</th></tr>
-{% for metric, per in s.replacement.items() %}{% for ts, r in per.items() %}
+{% for metric in headline if metric in s.replacement %}{% for ts, r in s.replacement[metric].items() %}
 <tr><td class="name">{{ metric }}</td><td class="name">{{ ts }}</td><td>{{ r.real_only_model }}</td><td>{{ fmt(r.min_share_matching_real) }}</td><td>{{ fmt(r.synthetic_share_replaced) }}</td><td class="name">{{ r.significantly_better_than_real_only | join(", ") or "none" }}</td></tr>
 {% endfor %}{% endfor %}</table>{% endif %}
 
