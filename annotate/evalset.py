@@ -114,3 +114,31 @@ def load_cache(path: Path) -> FaceSet:
     with np.load(path, allow_pickle=False) as z:
         return FaceSet(**{k: z[k] for k in ("names", "identity", "emotion", "split", "crops",
                                              "landmarks", "image_landmarks", "missed")})
+
+
+#: Emotions reported by the AUC check (fear/contempt have too few faces to rank).
+AUC_EMOTIONS: tuple[str, ...] = ("happiness", "surprise", "sadness", "anger", "disgust")
+
+
+def facs_score(au17: np.ndarray, emotion: str) -> np.ndarray:
+    """(N,) sum of the ``EMOTION_KEY_AUS[emotion]`` intensities of (N, 17) GANimation AUs."""
+    from aukit.aus import EMOTION_KEY_AUS, GANIMATION_AUS
+
+    cols = [GANIMATION_AUS.index(a) for a in EMOTION_KEY_AUS[emotion]]
+    return np.asarray(au17, dtype=np.float64)[:, cols].sum(axis=1)
+
+
+def emotion_aucs(au17: np.ndarray, emotion: np.ndarray,
+                 emotions: tuple[str, ...] = AUC_EMOTIONS) -> dict[str, dict[str, float]]:
+    """Per emotion: ROC AUC of :func:`facs_score` for that emotion vs ``neutral`` faces,
+    with the counts. ``au17``: (N, 17); ``emotion``: str (N,)."""
+    from sklearn.metrics import roc_auc_score
+
+    out = {}
+    for emo in emotions:
+        mask = (emotion == emo) | (emotion == "neutral")
+        pos = int((emotion == emo).sum())
+        neg = int(mask.sum()) - pos
+        auc = float(roc_auc_score(emotion[mask] == emo, facs_score(au17[mask], emo))) if pos and neg else float("nan")
+        out[emo] = {"auc": auc, "n_pos": pos, "n_neutral": neg}
+    return out

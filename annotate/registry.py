@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from annotate import openface, pyfeat
+from annotate import geometric, openface, pyfeat
 from annotate.base import Annotator, AnnotatorFactory
 
 ANNOTATORS: dict[str, AnnotatorFactory] = {
+    "geometric": geometric.create,
     "openface": openface.create,
     "pyfeat": pyfeat.create,
 }
