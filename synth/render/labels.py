@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from aukit.aus import RIG_AUS
-from aukit.crop import crop_box
 from aukit.landmarks import LM68
 from synth.rig import SEG_CLASSES
 from synth.scene import SceneGeometry
@@ -144,11 +143,3 @@ def landmark_visibility(uv: np.ndarray, z: np.ndarray, depth: np.ndarray,
     if occluder is not None:
         hidden[inside] |= occluder[row[inside], col[inside]]
     return inside & ~hidden
-
-
-def check_crop(geom: SceneGeometry) -> float:
-    """Relative error between the camera's crop and the crop rule re-applied to the output
-    landmarks (should be ~0 up to the sampled jitter); used by tests."""
-    uv, _ = geom.camera.project(geom.landmarks_world)
-    box = crop_box(uv)
-    return abs(box.side - geom.spec.image_size) / geom.spec.image_size
