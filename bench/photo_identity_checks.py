@@ -16,8 +16,9 @@ chooses which labelled photos, default neutral), renders them, and measures:
     rate classified happy / surprise, against the same classifier's recall on real happy
     and surprised photos of real_faces, measured in the same run. Must be >= those.
 
-Also reported: neutral renders classified "neutral"/"happy" (leftover source
-expression), render refusals (hole guard), timing. Prints and writes
+Also reported: FER on the neutral renders and on their source photos (the classifier
+leans to sad/angry on these real neutral faces; the renders inherit it), rates at
+prototype scale 1.25, render refusals (hole guard), timing. Prints and writes
 ``bench/results/photo_identity_checks.json`` and a contact sheet next to it.
 
     nice python bench/photo_identity_checks.py [--n 200] [--workers 2] [--size 128]
@@ -112,7 +113,8 @@ def main() -> int:
     dlib = IdentityJudge()
     faces = FaceAnalyzer()
     rec = {"nme_neutral": [], "nme_random": [], "dlib_source_pose": [], "dlib_frontal": [],
-           "happy": [], "surprise": [], "neutral_fer": [], "refused": 0, "undetected": 0, "rendered": 0}
+           "happy": [], "surprise": [], "neutral_fer": [], "source_fer": [], "happy_125": [], "surprise_125": [],
+           "refused": 0, "undetected": 0, "rendered": 0}
     t0 = time.time()
     for k, (row, path) in enumerate(ids):
         meta = read_meta(path)
@@ -161,9 +163,14 @@ def main() -> int:
                 rec[key].append(float("nan"))
         if neutral_src is not None:
             rec["neutral_fer"].append(fer.run([neutral_src["rgb"]], [neutral_src["landmarks_2d"]]).labels[0])
+        if pf is not None:
+            rec["source_fer"].append(fer.run([photo], [pf.landmarks]).labels[0])
         for emo, key in (("happiness", "happy"), ("surprise", "surprise")):
-            o = render(EMOTION_PROTOTYPES[emo], dict(src))
-            rec[key].append(fer.run([o["rgb"]], [o["landmarks_2d"]]).labels[0] if o is not None else "refused")
+            for scale, suffix in ((1.0, ""), (1.25, "_125")):       # the check uses scale 1
+                aus = {a: min(5.0, v * scale) for a, v in EMOTION_PROTOTYPES[emo].items()}
+                o = render(aus, dict(src))
+                rec[key + suffix].append(fer.run([o["rgb"]], [o["landmarks_2d"]]).labels[0]
+                                         if o is not None else "refused")
         if (k + 1) % 25 == 0:
             print(f"  {k + 1}/{len(ids)} identities rendered and judged ({time.time() - t0:.0f} s)", flush=True)
     render_s = time.time() - t0
@@ -196,6 +203,10 @@ def main() -> int:
     happy_rate = float(np.mean([x == "happy" for x in rec["happy"]])) if rec["happy"] else None
     surprise_rate = float(np.mean([x == "surprise" for x in rec["surprise"]])) if rec["surprise"] else None
     neutral_counts = {c: int(sum(x == c for x in rec["neutral_fer"])) for c in FER_CLASSES}
+    source_counts = {c: int(sum(x == c for x in rec["source_fer"])) for c in FER_CLASSES}
+
+    def rate(key, cls):
+        return float(np.mean([x == cls for x in rec[key]])) if rec[key] else None
     nme_all = rec["nme_neutral"] + rec["nme_random"]
     result = {
         "data": str(DATA), "source_emotion": args.source_emotion, "n_photos": len(picks),
@@ -214,7 +225,11 @@ def main() -> int:
         "nme_neutral": stats(rec["nme_neutral"]), "nme_random_aus": stats(rec["nme_random"]),
         "dlib_distance_source_pose": stats(d_src), "dlib_distance_frontal": stats(d_fr),
         "dlib_frontal_fraction_below_0.6": float((d_fr < 0.6).mean()) if len(d_fr) else None,
-        "fer_real": real, "fer_on_neutral_renders": neutral_counts,
+        "fer_real": real, "fer_on_neutral_renders": neutral_counts, "fer_on_source_photos": source_counts,
+        "fer_rates_at_prototype_scale_1.25": {"happy": rate("happy_125", "happy"),
+                                              "surprise": rate("surprise_125", "surprise")},
+        "fer_labels_happy_renders": {c: int(sum(x == c for x in rec["happy"])) for c in FER_CLASSES},
+        "fer_labels_surprise_renders": {c: int(sum(x == c for x in rec["surprise"])) for c in FER_CLASSES},
         "dlib_failures": int(np.isnan(d_src).sum()),
         "renders": rec["rendered"], "refused_by_hole_guard": rec["refused"],
         "renders_without_detected_face": rec["undetected"],

@@ -47,8 +47,10 @@ from synth.scene import SceneGeometry
 SHADE_RANGE = (0.55, 1.7)        # clamp of the relighting ratio
 HOLE_LIMIT = 0.02                # a sample may show at most this fraction of holes (pixels) ...
 OUTSIDE_LIMIT = 0.25             # ... and of backdrop filled from outside the photo
+TEETH_OVER_SKIN = 1.8            # teeth luminance / skin luminance (linear)
+RIM_SHADOW = 0.25                # eyeball darkening at the lid margins
 BACKGROUND_Z = -4.0              # cm: depth of the plane the static background is mapped on
-WRINKLE_STRENGTH = 0.6           # the rig's wrinkle maps, toned down on photos (they have real skin)
+WRINKLE_STRENGTH = 0.8           # the rig's wrinkle maps, toned down on photos (they have real skin)
 _MOUTH_RGB = {"upper_teeth": [0.80, 0.76, 0.66], "lower_teeth": [0.78, 0.74, 0.64],
               "cavity": [0.10, 0.025, 0.025], "tongue": [0.45, 0.13, 0.12]}
 
@@ -264,20 +266,19 @@ def _eye_parts(rig, rec, geo, eyes_v, bits, rot, light, colors):
 
 
 def _eye_occlusion(n: np.ndarray) -> np.ndarray:
-    """Darkening of the eyeball by the lids (head frame directions ``n``): the sclera near the
-    lid margins and under the upper lid is in shadow in real photos; a uniformly lit CG
-    eyeball looks like a stare."""
+    """Darkening of the eyeball towards the lid margins (head frame directions ``n``): in
+    real photos the sclera next to the lids is in shadow; a uniformly lit CG eyeball looks
+    like a stare. Not under the upper lid only: sclera shown above the iris is what makes
+    raised lids (AU05) read as surprise, and a darkened top reads as sadness."""
     away = np.degrees(np.arccos(np.clip(n[:, 2], -1.0, 1.0)))      # from the head's forward axis
-    rim = 1.0 - 0.45 * np.clip((away - 12.0) / 25.0, 0.0, 1.0)
-    upper = 1.0 - 0.35 * np.clip(n[:, 1] / 0.35, 0.0, 1.0)
-    return rim * upper
+    return 1.0 - RIM_SHADOW * np.clip((away - 20.0) / 25.0, 0.0, 1.0)
 
 
 def _mouth_parts(rig, rec, geo, aus, bits, rot, light, colors):
     jaw = rig.basis.jaw_transform(aus)
     rb = _rim(bits, rig, "mouth")
-    # the photo's exposure: teeth a little brighter than its skin, never CG-white
-    level = float(np.clip(rec.photo.meta.get("skin_luminance", 0.25) / 0.45, 0.15, 1.0))
+    # the photo's exposure: teeth brighter than its skin (albedo ~1.8x), never beyond CG-white
+    level = float(np.clip(TEETH_OVER_SKIN * rec.photo.meta.get("skin_luminance", 0.25) / 0.8, 0.2, 1.1))
     out = []
     for name, (v, t, shade, w, n0) in geo.interior.items():
         moved = v @ jaw[:3, :3].T + jaw[:3, 3]
