@@ -36,7 +36,7 @@ from aukit import atomic
 
 MAX_RESIDUAL = 0.06        # RMS landmark residual / inter-ocular distance
 MAX_OUTSIDE = 0.2          # fraction of the crop-rule box outside the photo
-MAX_SOURCE_YAW, MAX_SOURCE_PITCH = 40.0, 30.0
+MAX_SOURCE_YAW, MAX_SOURCE_PITCH = 30.0, 25.0
 MIN_FACE_PX = 40.0
 REPORT_FILE = "build_report.json"
 SKIP_DIR = "skipped"

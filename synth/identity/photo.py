@@ -492,19 +492,21 @@ def feather_weights(vertices: np.ndarray, basis: FaceBasis, width: float = FEATH
 def opacity(vertices: np.ndarray, visibility: np.ndarray, basis: FaceBasis) -> np.ndarray:
     """(478,) opacity of the re-posed face over the backdrop: 0 on the contour, 1 inside.
 
-    Along the sides of the face (and wherever the photo saw the surface poorly) the ramp is
-    ``MARGIN_CM`` wide instead of ``FEATHER_CM``: there MediaPipe's contour often lies
-    outside the true cheek silhouette, so the texture holds the silhouette itself, and any
-    misregistration with the warped backdrop would show it twice. The backdrop shows it
-    once. Forehead, chin and the lower jaw keep the narrow ramp (the chin moves with the
-    jaw AUs; the backdrop must not show the photo's mouth or chin there)."""
+    Along the sides of the face (temples, cheeks) the ramp is ``MARGIN_CM`` wide instead of
+    ``FEATHER_CM``: there MediaPipe's contour often lies outside the true cheek silhouette,
+    so the texture holds the silhouette itself, and any misregistration with the warped
+    backdrop would show it twice; the backdrop shows it once. Forehead, chin and jaw keep
+    the narrow ramp (the chin moves with the jaw AUs; the backdrop must not show the
+    photo's mouth or chin there). ``visibility`` is not used: a surface the photo saw
+    poorly may face the camera in the target view, where the backdrop would show the
+    photo's face a second time. (Edge-on surface in the *target* view fades per frame,
+    ``synth.identity.photo_scene``.)"""
+    del visibility
     narrow = feather_weights(vertices, basis)
     wide = feather_weights(vertices, basis, MARGIN_CM)
     n = basis.neutral
     lateral = _smoothstep((np.abs(n[:, 0]) - 4.0) / 2.0) * _smoothstep((n[:, 1] + 4.5) / 2.0)
-    weight = np.maximum(lateral, 1.0 - np.clip(visibility, 0, 1))
-    weight[n[:, 1] < -5.0] = lateral[n[:, 1] < -5.0]        # never widen around the mouth and chin
-    return narrow * (1.0 - (1.0 - wide) * weight)
+    return narrow * (1.0 - (1.0 - wide) * lateral)
 
 
 def _backdrop(crop: np.ndarray, valid: np.ndarray, xy: np.ndarray, v_id: np.ndarray, vis: np.ndarray,
