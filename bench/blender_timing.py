@@ -8,8 +8,9 @@ warm-up time is reported as ``first_image_s``. Optionally EEVEE (``--eevee``).
     python bench/blender_timing.py [--n 4] [--sizes 128 256] [--samples 16 64] [--eevee]
 
 Prints a table and writes bench/results/blender_timing.json. Machines here are shared and
-noisy: the load average at start and end is recorded; compare against the pyrender rows of
-the same run.
+noisy: the load average at start and end is recorded, and CPU seconds per image (all threads
+of the process) next to wall seconds; on an idle machine with C cores, wall ~ CPU / C for
+Cycles. Compare against the pyrender rows of the same run.
 """
 
 from __future__ import annotations
@@ -26,19 +27,21 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 OUT = Path(__file__).parent / "results" / "blender_timing.json"
 
 
-def timed(renderer, geoms) -> tuple[float, float, dict]:
-    """(first image s, mean s per image over the rest, stage means for Blender)."""
+def timed(renderer, geoms) -> tuple[float, float, float, dict]:
+    """(first image s, mean wall s per image over the rest, mean CPU s per image (all
+    threads of this process), stage means for Blender)."""
     t = time.perf_counter()
     renderer.render(geoms[0])
     first = time.perf_counter() - t
     stages: dict[str, float] = {}
     if renderer.name == "blender":
         stages = _instrument(renderer)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for g in geoms[1:]:
         renderer.render(g)
-    per = (time.perf_counter() - t) / max(1, len(geoms) - 1)
-    return first, per, {k: round(v / max(1, len(geoms) - 1), 4) for k, v in stages.items()}
+    n = max(1, len(geoms) - 1)
+    per, cpu = (time.perf_counter() - t) / n, (time.process_time() - c) / n
+    return first, per, cpu, {k: round(v / n, 4) for k, v in stages.items()}
 
 
 def _instrument(r) -> dict[str, float]:
@@ -65,7 +68,7 @@ def main() -> None:
     p.add_argument("--samples", type=int, nargs="+", default=[16, 64])
     p.add_argument("--subsurface", default="random_walk", choices=["random_walk", "burley", "none"])
     p.add_argument("--threads", type=int, default=0, help="Cycles threads (0 = all cores)")
-    p.add_argument("--eevee", action="store_true", help="also time EEVEE (slow here: software OpenGL)")
+    p.add_argument("--eevee", action="store_true", help="also time EEVEE at the smallest size (slow here: software OpenGL)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=OUT)
     a = p.parse_args()
@@ -84,9 +87,11 @@ def main() -> None:
 
     def report(row: dict) -> None:
         rows.append(row)
+        save(a, load_start, rows)
         extra = f"  stages {row['stages_s']}" if row.get("stages_s") else ""
         print(f"{row['renderer']:8s} {row['size']:4d}px  samples {str(row.get('samples', '-')):>3s}  "
               f"denoise {str(row.get('denoise', '-')):5s}  {row['seconds_per_image']:7.3f} s/img  "
+              f"cpu {row['cpu_seconds_per_image']:7.3f} s/img  "
               f"(first {row['first_image_s']:.2f} s){extra}", flush=True)
 
     for size in a.sizes:
@@ -96,37 +101,44 @@ def main() -> None:
         # id pass also uses: keep every pyrender renderer open until the end
         ref = make_renderer("pyrender", size, antialias=cfg.output.antialias)
         keep.append(ref)
-        first, per, _ = timed(ref, geoms)
+        first, per, cpu, _ = timed(ref, geoms)
         report({"renderer": "pyrender", "size": size, "antialias": cfg.output.antialias,
-                "seconds_per_image": round(per, 4), "first_image_s": round(first, 3)})
+                "seconds_per_image": round(per, 4), "cpu_seconds_per_image": round(cpu, 4),
+                "first_image_s": round(first, 3)})
         for samples in a.samples:
             for denoise in (False, True):
                 r = make_renderer("blender", size, samples=samples, denoise=denoise, threads=a.threads,
                                   subsurface=a.subsurface, identity_cache=cache)
-                first, per, stages = timed(r, geoms)
+                first, per, cpu, stages = timed(r, geoms)
                 r.close()
                 report({"renderer": "cycles", "size": size, "samples": samples, "denoise": denoise,
                         "adaptive_sampling": True, "subsurface": a.subsurface,
-                        "seconds_per_image": round(per, 4), "first_image_s": round(first, 3), "stages_s": stages})
-        if a.eevee:
+                        "seconds_per_image": round(per, 4), "cpu_seconds_per_image": round(cpu, 4),
+                        "first_image_s": round(first, 3), "stages_s": stages})
+        if a.eevee and size == min(a.sizes):
             r = make_renderer("blender", size, engine="eevee", samples=a.samples[0], identity_cache=cache)
-            first, per, stages = timed(r, geoms[:2])
+            first, per, cpu, stages = timed(r, geoms[:2])
             r.close()
             report({"renderer": "eevee", "size": size, "samples": a.samples[0], "seconds_per_image": round(per, 4),
-                    "first_image_s": round(first, 3), "stages_s": stages})
-    for ref in keep:
-        ref.close()
+                    "cpu_seconds_per_image": round(cpu, 4), "first_image_s": round(first, 3), "stages_s": stages})
+    save(a, load_start, rows)
+    print(f"wrote {a.out}")
+    # the pyrender renderers in `keep` are not closed: after Blender's GPU passes the EGL
+    # display may already be gone, and the process ends here anyway
+
+
+def save(a, load_start, rows) -> None:
+    """Write the JSON (after every configuration, so an interrupted run keeps its rows)."""
+    from importlib.metadata import version
+
     for row in rows:
         base = next(r["seconds_per_image"] for r in rows if r["renderer"] == "pyrender" and r["size"] == row["size"])
         row["x_pyrender"] = round(row["seconds_per_image"] / base, 1)
-    from importlib.metadata import version
-
     result = {"n": a.n, "cpu_count": os.cpu_count(), "threads": a.threads, "bpy": version("bpy"),
               "python": platform.python_version(), "loadavg_start": [round(x, 2) for x in load_start],
               "loadavg_end": [round(x, 2) for x in os.getloadavg()], "rows": rows}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {a.out}")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from synth import parts as rig_parts
 from synth.identity.paint import to_srgb8
 from synth.render import compose
 from synth.render.blender_params import (blender_camera, cycles_seed, depth_from_ids, id_offsets, id_rgb,
-                                         light_rotation, mesh_groups, part_layout)
+                                         inside_out, light_rotation, mesh_groups, part_layout)
 from synth.render.labels import decode_ids, pixel_labels
 from synth.rig import SEG_CLASSES
 from synth.scene import SceneGeometry
@@ -69,13 +69,13 @@ class _Slot:
     tris: list[np.ndarray]                     # the parts' triangles when built (topology check)
     nverts: int
     layouts: list                              # PartLayout per part
-    corner_part: np.ndarray                    # (faces,) index of the part in the group
-    corner_tri: np.ndarray                     # (faces,) triangle index within its part
+    face_part: np.ndarray                      # (faces,) index of the face's part in the group
+    face_tri: np.ndarray                       # (faces,) the face's triangle index in its part
     materials: list                            # per part: (material, principled node)
     back: dict = field(default_factory=dict)   # part index -> (obj, mesh) id-only back faces
     cornea: dict = field(default_factory=dict)  # part index -> (obj, mesh, template offsets)
     id_offsets: tuple = ()
-    culled: np.ndarray | None = None           # per part: hide faces turned away from the camera
+    culled: np.ndarray | None = None           # per part: an inside-out shell (the mouth cavity)
     key_identity: object = None                # identity whose AU shape keys are loaded
 
 
@@ -278,17 +278,17 @@ class BlenderRenderer:
     def _make_slot(self, key, plist, geom) -> _Slot:
         name = "+".join(key)
         layouts = [part_layout(p) for p in plist]
-        faces, corner_part, corner_tri = [], [], []
+        faces, face_part, face_tri = [], [], []
         for k, (p, lay) in enumerate(zip(plist, layouts)):
             faces.append(np.asarray(p.triangles)[lay.primary])
-            corner_part.append(np.full(len(lay.primary), k))
-            corner_tri.append(lay.primary)
+            face_part.append(np.full(len(lay.primary), k))
+            face_tri.append(lay.primary)
         faces = np.concatenate(faces)
         nverts = len(plist[0].vertices)
         mesh = self._new(bpy.data.meshes, name)
         _fill_mesh(mesh, plist[0].vertices, faces)
         mesh.polygons.foreach_set("use_smooth", np.ones(len(faces), bool))
-        mesh.polygons.foreach_set("material_index", np.concatenate(corner_part).astype(np.int32))
+        mesh.polygons.foreach_set("material_index", np.concatenate(face_part).astype(np.int32))
         mesh.color_attributes.new("Col", "FLOAT_COLOR", "CORNER")
         ids = mesh.color_attributes.new("ids", "FLOAT_COLOR", "CORNER")
         mesh.color_attributes.active_color = ids
@@ -301,13 +301,13 @@ class BlenderRenderer:
             materials.append((mat, bsdf))
         culled = np.zeros(len(plist), bool)
         for k, (p, lay) in enumerate(zip(plist, layouts)):
-            culled[k] = p.seg == SEG_CLASSES["mouth"] and not len(lay.back_tris)
+            culled[k] = p.seg == SEG_CLASSES["mouth"] and inside_out(p, lay)
         if culled.any():
             mesh.materials.append(self._culled_material())
         obj = self._new(bpy.data.objects, name, mesh)
         self._shared.objects.link(obj)
         slot = _Slot(key, obj, mesh, [np.array(p.triangles, copy=True) for p in plist], nverts, layouts,
-                     np.concatenate(corner_part), np.concatenate(corner_tri), materials, culled=culled)
+                     np.concatenate(face_part), np.concatenate(face_tri), materials, culled=culled)
         for k, (p, lay) in enumerate(zip(plist, layouts)):
             if len(lay.back_tris):
                 bmesh = self._new(bpy.data.meshes, f"{p.name}_back")
@@ -346,11 +346,11 @@ class BlenderRenderer:
         if not self._skin_shape_keys(slot, plist, geom):
             mesh.vertices.foreach_set("co", np.asarray(plist[0].vertices, np.float32).ravel())
         # per-corner colours, UVs and ids
-        ncorner = len(slot.corner_part) * 3
-        col = np.ones((len(slot.corner_part), 3, 4), np.float32)
-        uv = np.zeros((len(slot.corner_part), 3, 2), np.float32)
+        ncorner = len(slot.face_part) * 3
+        col = np.ones((len(slot.face_part), 3, 4), np.float32)
+        uv = np.zeros((len(slot.face_part), 3, 2), np.float32)
         for k, (p, lay) in enumerate(zip(plist, slot.layouts)):
-            sel = slot.corner_part == k
+            sel = slot.face_part == k
             tri = np.asarray(p.triangles)[lay.primary]
             if p.colors is not None:
                 col[sel, :, :3] = np.asarray(p.colors, np.float32)[tri]
@@ -366,7 +366,7 @@ class BlenderRenderer:
         if "UVMap" in mesh.uv_layers:
             mesh.uv_layers["UVMap"].uv.foreach_set("vector", uv.reshape(ncorner * 2))
         if tuple(offsets) != slot.id_offsets:
-            gid = np.asarray(offsets)[slot.corner_part] + slot.corner_tri + 1
+            gid = np.asarray(offsets)[slot.face_part] + slot.face_tri + 1
             rgba = np.concatenate([id_rgb(gid), np.ones((len(gid), 1), np.float32)], 1)
             mesh.color_attributes["ids"].data.foreach_set("color", np.repeat(rgba, 3, axis=0).ravel())
             for k, (bobj, bmesh) in slot.back.items():
@@ -396,7 +396,7 @@ class BlenderRenderer:
         exactly those faces (for every ray) keeps the image consistent with the labels and
         lets teeth and tongue catch the light that passes the lips.
         """
-        index = slot.corner_part.astype(np.int32).copy()
+        index = slot.face_part.astype(np.int32).copy()
         eye = geom.camera.pose[:3, 3]
         for k, p in enumerate(plist):
             if not slot.culled[k]:
@@ -405,7 +405,7 @@ class BlenderRenderer:
             tri = np.asarray(p.vertices)[np.asarray(p.triangles)[slot.layouts[k].primary]] @ m[:3, :3].T + m[:3, 3]
             n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
             away = np.einsum("ij,ij->i", n, eye - tri[:, 0]) <= 0
-            sel = np.flatnonzero(slot.corner_part == k)
+            sel = np.flatnonzero(slot.face_part == k)
             index[sel[away]] = len(plist)
         return index
 

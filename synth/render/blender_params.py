@@ -116,6 +116,18 @@ def _canonical(t: tuple) -> tuple:
     return (t[k], t[(k + 1) % 3], t[(k + 2) % 3])
 
 
+def signed_volume(part) -> float:
+    """Signed volume (cm^3) enclosed by a part's triangles: negative for a closed shell whose
+    faces point inwards (the mouth cavity, meant to be seen from inside)."""
+    v = np.asarray(part.vertices, np.float64)[np.asarray(part.triangles)]
+    return float(np.einsum("ij,ij->i", v[:, 0], np.cross(v[:, 1], v[:, 2])).sum() / 6.0)
+
+
+def inside_out(part, layout: PartLayout) -> bool:
+    """A single-sided closed shell facing inwards (encloses a negative volume)."""
+    return not len(layout.back_tris) and signed_volume(part) < -1e-3
+
+
 def mesh_groups(parts) -> list[list[int]]:
     """Indices of parts grouped by shared vertex arrays (face + head share the skin)."""
     groups: dict[int, list[int]] = {}

@@ -28,7 +28,7 @@ from synth.scene import build_scene
 
 HAVE_BPY = importlib.util.find_spec("bpy") is not None
 needs_bpy = pytest.mark.skipif(not HAVE_BPY, reason="needs bpy: pip install 'ausynth[blender]' (bpy==5.0.1)")
-SIZE = 64   # the session pyrender fixture renders at 64 px
+SIZE = 64
 HINT = "pip install 'ausynth[blender]'"
 
 
@@ -45,6 +45,16 @@ def specs(n_plain: int = 3, n_occluded: int = 3):
 
 
 @pytest.fixture(scope="module")
+def ref():
+    """pyrender at the same size. Deliberately never closed: pyrender's close() calls
+    eglTerminate on the process-wide EGL display, which breaks every other live context
+    (pyrender's session fixture, Blender's Workbench) later in the run."""
+    from synth.render import make_renderer
+
+    return make_renderer("pyrender", SIZE, antialias="ssaa2")
+
+
+@pytest.fixture(scope="module")
 def blender(cache):
     from synth.render import make_renderer
 
@@ -54,11 +64,11 @@ def blender(cache):
 
 
 @pytest.fixture(scope="module")
-def pairs(rig, cache, renderer, blender):
+def pairs(rig, cache, ref, blender):
     out = []
     for spec in specs():
         geom = build_scene(spec, rig, cache)
-        out.append((geom, renderer.render(geom), blender.render(geom)))
+        out.append((geom, ref.render(geom), blender.render(geom)))
     return out
 
 
@@ -107,12 +117,12 @@ def test_blender_camera_reproduces_the_principal_point():
         bp.blender_camera(dataclasses.replace(cam, fy=901.0))
 
 
-def test_depth_from_ids_is_the_zbuffer_depth(rig, cache, renderer):
+def test_depth_from_ids_is_the_zbuffer_depth(rig, cache, ref):
     """The Blender backend's depth definition, checked on pyrender's own id pass."""
     from synth.render.labels import decode_ids
 
     geom = build_scene(specs(1, 0)[0], rig, cache)
-    ids, zbuf = renderer._id_pass(geom)
+    ids, zbuf = ref._id_pass(geom)
     depth = bp.depth_from_ids(geom, ids)
     both = (zbuf > 0) & (depth > 0)
     assert np.array_equal(ids > 0, depth > 0) and both.sum() > 500
@@ -130,6 +140,12 @@ def test_part_layout_keeps_one_winding_and_the_reversed_ids():
     lay = bp.part_layout(cup)
     assert lay.primary.tolist() == [0, 1] and lay.back_ids.tolist() == [0, 1]
     assert not len(bp.part_layout(Part("skin", v, tris, v, 1)).back_tris)
+
+
+def test_only_the_mouth_cavity_is_an_inside_out_shell(rig, cache):
+    geom = build_scene(specs(1, 0)[0], rig, cache)
+    inside_out = {p.name for p in geom.parts if bp.inside_out(p, bp.part_layout(p))}
+    assert inside_out == {"cavity"}
 
 
 def test_cycles_seed_follows_the_sample():
