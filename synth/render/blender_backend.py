@@ -38,7 +38,7 @@ from PIL import Image
 
 from aukit.aus import RIG_AUS, au_vector
 from synth import parts as rig_parts
-from synth.identity.paint import to_srgb8
+from synth.identity.paint import srgb_to_linear, to_srgb8
 from synth.render import compose
 from synth.render.blender_params import (blender_camera, cycles_seed, depth_from_ids, id_offsets, id_rgb,
                                          inside_out, light_rotation, mesh_groups, part_layout)
@@ -140,11 +140,17 @@ class BlenderRenderer:
             self._build()
         self._sync(geom)
         rgba = self._colour_pass(geom)
-        bg = compose.background(geom.spec.background, self.size)
-        rgb = to_srgb8(rgba[..., :3] + (1.0 - rgba[..., 3:4]) * bg)
+        photo = getattr(geom, "photo", None)
+        bg = compose.background(geom.spec.background, self.size) if photo is None else photo.backdrop
+        lin = rgba[..., :3] + (1.0 - rgba[..., 3:4]) * bg
+        if photo is not None and photo.grayscale:
+            lin = np.repeat((lin @ _LUMA)[..., None], 3, axis=2)
+        rgb = to_srgb8(lin)
         # see-through parts (alpha < 0.5: clear lenses) are not in the id pass, as in pyrender's
         skip = [o for o, p in self._objects_by_part(geom) if getattr(p, "alpha", 1.0) < 0.5]
         ids = self._id_pass(skip)
+        if photo is not None:
+            self.last_photo_holes = _check_photo_holes(geom, ids, rgba[..., 3])
         clear = None
         occluders = [o for o, p in self._objects_by_part(geom) if getattr(p, "instance", 0)]
         if occluders:   # what the occluders hide: the same pass without them
@@ -302,8 +308,7 @@ class BlenderRenderer:
         culled = np.zeros(len(plist), bool)
         for k, (p, lay) in enumerate(zip(plist, layouts)):
             culled[k] = p.seg == SEG_CLASSES["mouth"] and inside_out(p, lay)
-        if culled.any():
-            mesh.materials.append(self._culled_material())
+        mesh.materials.append(self._culled_material())     # slot len(plist): invisible
         obj = self._new(bpy.data.objects, name, mesh)
         self._shared.objects.link(obj)
         slot = _Slot(key, obj, mesh, [np.array(p.triangles, copy=True) for p in plist], nverts, layouts,
@@ -349,20 +354,26 @@ class BlenderRenderer:
         ncorner = len(slot.face_part) * 3
         col = np.ones((len(slot.face_part), 3, 4), np.float32)
         uv = np.zeros((len(slot.face_part), 3, 2), np.float32)
+        photo = getattr(geom, "photo", None)
+        drawn = np.ones(len(plist), bool)
         for k, (p, lay) in enumerate(zip(plist, slot.layouts)):
             sel = slot.face_part == k
             tri = np.asarray(p.triangles)[lay.primary]
-            if p.colors is not None:
+            if photo is not None:            # flat colours (rgb multipliers + opacity) of the photo pass
+                drawn[k] = p.name in photo.colors
+                if drawn[k]:
+                    col[sel] = _photo_linear(np.asarray(photo.colors[p.name], np.float32), p.texture == "face")[tri]
+            elif p.colors is not None:
                 col[sel, :, :3] = np.asarray(p.colors, np.float32)[tri]
             if p.uv is not None:
                 uv[sel] = np.asarray(p.uv, np.float32)[tri]
             mat, bsdf = slot.materials[k]
             _set_surface(bsdf, p)
+            _set(mat.node_tree.nodes["photo"], "Fac", 0.0 if photo is None else 1.0)
             if p.seg == SEG_CLASSES["mouth"]:
                 _set(bsdf, "Emission Strength", MOUTH_AMBIENT_GAIN * float(geom.spec.ambient))
         mesh.color_attributes["Col"].data.foreach_set("color", col.reshape(ncorner * 4))
-        if slot.culled is not None and slot.culled.any():
-            mesh.polygons.foreach_set("material_index", self._material_index(slot, plist, geom))
+        mesh.polygons.foreach_set("material_index", self._material_index(slot, plist, geom, drawn))
         if "UVMap" in mesh.uv_layers:
             mesh.uv_layers["UVMap"].uv.foreach_set("vector", uv.reshape(ncorner * 2))
         if tuple(offsets) != slot.id_offsets:
@@ -382,13 +393,15 @@ class BlenderRenderer:
             bobj.matrix_world = _matrix(geom.frames[plist[k].node])
         for k, (cobj, cmesh, lift) in slot.cornea.items():
             p = plist[k]
+            cobj.hide_render = photo is not None     # the photo pass has no cornea
             cmesh.vertices.foreach_set("co", (p.vertices + p.normals * lift[:, None]).astype(np.float32).ravel())
             cmesh.update()
             cobj.matrix_world = _matrix(geom.frames[p.node])
 
-    def _material_index(self, slot: _Slot, plist, geom) -> np.ndarray:
-        """Per-face material slots; faces of camera-culled parts that turn away from the
-        camera get the invisible material.
+    def _material_index(self, slot: _Slot, plist, geom, drawn: np.ndarray) -> np.ndarray:
+        """Per-face material slots. The invisible material goes to faces of parts not drawn
+        in this sample's colour pass (``drawn``: photo identities draw only the parts they
+        colour) and to faces of inside-out shells that turn away from the camera.
 
         The mouth cavity is a closed, inward-facing shell around teeth and tongue. pyrender
         (single-sided materials) and the id pass cull its front wall, which is seen from
@@ -399,6 +412,9 @@ class BlenderRenderer:
         index = slot.face_part.astype(np.int32).copy()
         eye = geom.camera.pose[:3, 3]
         for k, p in enumerate(plist):
+            if not drawn[k]:
+                index[slot.face_part == k] = len(plist)
+                continue
             if not slot.culled[k]:
                 continue
             m = geom.frames[p.node]
@@ -535,7 +551,8 @@ class BlenderRenderer:
         nodes.clear()
         out = nodes.new("ShaderNodeOutputMaterial")
         bsdf = nodes.new("ShaderNodeBsdfPrincipled")
-        links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
+        attr = nodes.new("ShaderNodeAttribute")
+        attr.attribute_name = "Col"
         skin_like = part.seg in (SEG_CLASSES["face"], SEG_CLASSES["head"], SEG_CLASSES["neck"])
         if part.texture == "face":
             tex = nodes.new("ShaderNodeTexImage")
@@ -545,10 +562,31 @@ class BlenderRenderer:
             uvn.uv_map = "UVMap"
             links.new(uvn.outputs["UV"], tex.inputs["Vector"])
             links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+            flat_colour = nodes.new("ShaderNodeMix")
+            flat_colour.data_type, flat_colour.blend_type = "RGBA", "MULTIPLY"
+            flat_colour.inputs["Factor"].default_value = 1.0
+            links.new(tex.outputs["Color"], flat_colour.inputs["A"])
+            links.new(attr.outputs["Color"], flat_colour.inputs["B"])
+            flat_colour = flat_colour.outputs["Result"]
         else:
-            attr = nodes.new("ShaderNodeAttribute")
-            attr.attribute_name = "Col"
             links.new(attr.outputs["Color"], bsdf.inputs["Base Color"])
+            flat_colour = attr.outputs["Color"]
+        # Photo identities (synth.identity.photo_scene): the photo carries its own light, so
+        # the part is drawn flat like pyrender's photo pass: colour (x texture) as emission,
+        # the vertex alpha (the face's opacity ramp) as coverage. `photo` switches per sample;
+        # a constant mix factor is folded away by Cycles.
+        emit = nodes.new("ShaderNodeEmission")
+        links.new(flat_colour, emit.inputs["Color"])
+        cover = nodes.new("ShaderNodeMixShader")
+        links.new(attr.outputs["Alpha"], cover.inputs[0])
+        links.new(nodes.new("ShaderNodeBsdfTransparent").outputs[0], cover.inputs[1])
+        links.new(emit.outputs[0], cover.inputs[2])
+        photo = nodes.new("ShaderNodeMixShader")
+        photo.name = "photo"
+        photo.inputs[0].default_value = 0.0
+        links.new(bsdf.outputs["BSDF"], photo.inputs[1])
+        links.new(cover.outputs[0], photo.inputs[2])
+        links.new(photo.outputs[0], out.inputs["Surface"])
         if SUBSURFACE[self.subsurface] is not None:
             bsdf.subsurface_method = SUBSURFACE[self.subsurface]
         if skin_like:
@@ -656,6 +694,37 @@ class BlenderRenderer:
 
 
 # ---------------------------------------------------------------------------- helpers
+_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+
+def _photo_linear(rgba: np.ndarray, textured: bool) -> np.ndarray:
+    """The photo pass's vertex colours for a linear-light emission shader.
+
+    pyrender's flat pass multiplies in sRGB space (sRGB texture x colour, written as sRGB):
+    untextured colours are sRGB-encoded, so they are linearised exactly; a textured part's
+    colour multiplies the sRGB texture, i.e. its linear texture by about colour^2.2.
+    """
+    out = rgba.copy()
+    c = np.clip(out[:, :3], 0.0, None)
+    out[:, :3] = c ** 2.2 if textured else srgb_to_linear(np.clip(c, 0, 1))
+    return out
+
+
+def _check_photo_holes(geom, ids: np.ndarray, alpha: np.ndarray) -> tuple[float, float]:
+    """The photo pipeline's guard, as in pyrender's photo pass: a sample showing untextured
+    or inpainted face regions raises :class:`PhotoHoleError` (the batch logs and skips it)."""
+    from synth.identity import photo_scene
+
+    # pyrender's photo pass owns the switch tests use to look at what the guard catches
+    layer_mod = sys.modules.get("synth.render.photo_layer")
+    holes, fill = photo_scene.hole_fractions(geom, ids, alpha)
+    if getattr(layer_mod, "CHECK_HOLES", True) and (holes > photo_scene.HOLE_LIMIT or fill > photo_scene.OUTSIDE_LIMIT):
+        raise photo_scene.PhotoHoleError(
+            f"photo identity {geom.photo.key}: {holes:.1%} of the image untextured or inpainted, "
+            f"{fill:.1%} outside the photo (pose {geom.spec.pose})")
+    return holes, fill
+
+
 def _matrix(m: np.ndarray):
     from mathutils import Matrix
 
