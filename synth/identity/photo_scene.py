@@ -330,13 +330,13 @@ def _warp_backdrop(rec: PhotoRecord, rig: HeadRig, aus: np.ndarray, pose: dict, 
         q = scale * w + c0
         return np.stack([q[:, 0], -q[:, 1]], 1)
 
-    # head: face contour, skull loft, front-facing face vertices
+    # head: the face contour and the skull loft's front (facing the camera in both views)
     tgt478 = pid.vertices.astype(np.float64) + np.tensordot(aus, b.au_fields, axes=1)
     tgt = photo_mod.combined(rig, tgt478)
     src = rec.source_coarse
     h_t = head_matrix(pose)
     h_s = head_matrix(src_pose)
-    n_face, loft_t = lmk.N_FACE, rig.loft.t
+    loft_t = rig.loft.t
     dirs = np.concatenate([_coarse_normals(rig, tgt478), rig.loft.direction])
     facing_t = (dirs @ h_t[:3, :3].T)[:, 2]
     facing_s = (dirs @ r0.T)[:, 2]
@@ -353,7 +353,8 @@ def _warp_backdrop(rec: PhotoRecord, rig: HeadRig, aus: np.ndarray, pose: dict, 
     nv = rig._neck[0]
     n_s, n_t = head_matrix(src_pose, 0.5), head_matrix(pose, 0.5)
     nn = rig.neck_normals.astype(np.float64)
-    front = ((nn @ n_t[:3, :3].T)[:, 2] > 0.2) & ((nn @ n_s[:3, :3].T)[:, 2] > 0.2) & (nv[:, 1] < -11) & (nv[:, 1] > -22)
+    front = ((nn @ n_t[:3, :3].T)[:, 2] > 0.2) & ((nn @ n_s[:3, :3].T)[:, 2] > 0.2) \
+        & (nv[:, 1] < -11) & (nv[:, 1] > -22)          # below the chin: the neck top is inside the head
     pn_t, _ = cam.project(nv[front] @ n_t[:3, :3].T + n_t[:3, 3])
     qn_s = world_to_photo(nv[front] @ n_s[:3, :3].T + n_s[:3, 3])
     head_pts = np.concatenate([p_tgt, pn_t])
