@@ -68,7 +68,8 @@ def main() -> None:
     p.add_argument("--samples", type=int, nargs="+", default=[16, 64])
     p.add_argument("--subsurface", default="random_walk", choices=["random_walk", "burley", "none"])
     p.add_argument("--threads", type=int, default=0, help="Cycles threads (0 = all cores)")
-    p.add_argument("--eevee", action="store_true", help="also time EEVEE at the smallest size (slow here: software OpenGL)")
+    p.add_argument("--eevee", action="store_true",
+                   help="also time EEVEE at the smallest size (slow here: software OpenGL)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=OUT)
     a = p.parse_args()
