@@ -67,8 +67,6 @@ def pinned_pool(cfg, out: str, progress: bool = True) -> tuple[str, ...]:
     ic = cfg.identity
     if ic.photos is None or ic.photo_fraction <= 0:
         return ()
-    if cfg.output.backend != "pyrender":
-        raise ConfigError("photo identities (identity.photos) need the pyrender backend")
     from aukit.storage import open_storage
 
     store = open_storage(str(out))
