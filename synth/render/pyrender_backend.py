@@ -83,7 +83,32 @@ class PyrenderRenderer:
         self._scenes = {name: _PersistentScene() for name in ("color", "id")}
 
     def close(self) -> None:
-        self._gl.delete()
+        """Free this renderer's GL objects and context, but not the EGL display: EGL hands
+        every context of a process the same display, and pyrender's ``delete()`` would
+        ``eglTerminate`` it under every other live renderer (and Blender's label pass)."""
+        gl = self._gl
+        if gl is None or gl._platform is None:
+            return
+        from OpenGL.EGL import eglDestroyContext
+
+        platform = gl._platform
+        platform.make_current()
+        gl._renderer.delete()
+        if getattr(platform, "_egl_context", None) is not None:
+            eglDestroyContext(platform._egl_display, platform._egl_context)
+            platform._egl_context = None
+        if hasattr(platform, "_egl_display"):
+            platform._egl_display = None   # else the platform's __del__ eglTerminates the shared display
+        gl._renderer = gl._platform = None
+        self._gl = None
+
+    def __del__(self) -> None:
+        # runs before the OffscreenRenderer's own __del__, whose delete() would terminate
+        # the shared display; after close() that delete() finds nothing to free
+        try:
+            self.close()
+        except Exception:
+            pass
 
     def render(self, geom: SceneGeometry) -> dict[str, np.ndarray]:
         """Render one scene.
