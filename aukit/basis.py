@@ -226,6 +226,8 @@ class _Context:
             row = None
             if src == "pls":
                 row = self.pls_fields[self.pls_aus.index(name)]
+            if row is not None and "pls_axes" in rec:  # reweight x/y/z of the PLS row
+                row = row * np.asarray(rec["pls_axes"], dtype=np.float64)
             ids, moves = self._handle_moves(rec["handles"], row, float(rec.get("pls_scale", 1.0)))
             out += self._fill(ids, moves, rec)
         if rec.get("seal", src != "jaw"):
