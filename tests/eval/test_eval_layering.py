@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.test_layering import imported_modules
+from tests.test_package_layering import imported_modules
 
 REPO = Path(__file__).resolve().parents[2]
 
