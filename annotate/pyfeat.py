@@ -36,8 +36,13 @@ def _build_detector(device: str) -> Any:
         from feat import Detectorv1
     except ImportError as exc:
         raise AnnotatorUnavailable(f"py-feat is not importable ({exc}); pip install py-feat==2.1.5") from exc
+    import torch
+
     saved = hf_constants.HF_HUB_OFFLINE
     hf_constants.HF_HUB_OFFLINE = True  # read at call time by hf_hub_download: no network
+    # py-feat's RetinaFace/FaceBoxes constructors call torch.set_grad_enabled(False) for the
+    # whole process; restore the caller's mode so training later in the process still works
+    grad = torch.is_grad_enabled()
     try:
         return Detectorv1(face_model="retinaface", landmark_model="mobilefacenet", au_model="xgb",
                           emotion_model=None, identity_model=None, gaze_model=None, device=device)
@@ -46,6 +51,7 @@ def _build_detector(device: str) -> Any:
                                    f"{type(exc).__name__}: {exc}. {_HOW}") from exc
     finally:
         hf_constants.HF_HUB_OFFLINE = saved
+        torch.set_grad_enabled(grad)
 
 
 class PyFeatAnnotator:

@@ -146,6 +146,13 @@ def test_pyfeat_offline_error_is_clear(pyfeat_attempt):
     assert "Hugging Face cache" in msg and "--annotator" in msg
 
 
+def test_pyfeat_attempt_leaves_autograd_on(pyfeat_attempt):
+    """py-feat's detector constructors switch autograd off process-wide; we restore it."""
+    import torch
+
+    assert torch.is_grad_enabled()
+
+
 def test_pyfeat_annotates_a_face(pyfeat_attempt, feat_data):
     if isinstance(pyfeat_attempt, AnnotatorUnavailable):
         pytest.skip("py-feat's weights are not in the Hugging Face cache (offline machine)")
