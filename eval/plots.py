@@ -82,8 +82,12 @@ def efficiency_plot(series: dict[str, dict[str, list[dict[str, Any]]]], metrics:
             y = np.array([np.nan if p["value"] is None else p["value"] for p in pts], float)
             lo = np.array([np.nan if p["ci_low"] is None else p["ci_low"] for p in pts], float)
             hi = np.array([np.nan if p["ci_high"] is None else p["ci_high"] for p in pts], float)
-            ax.errorbar(x, y, yerr=[np.nan_to_num(y - lo), np.nan_to_num(hi - y)], marker="o", capsize=3,
-                        label=name)
+            # Intervals drawn from their ends: a biased statistic's (FD's) percentile interval
+            # need not contain its point estimate, so yerr offsets could be negative.
+            line = ax.plot(x, y, marker="o", label=name)[0]
+            ax.vlines(x, lo, hi, color=line.get_color(), lw=1.2)
+            for ends in (lo, hi):
+                ax.scatter(x, ends, marker="_", color=line.get_color(), s=40)
         ax.set_title(metric, fontsize=10)
         ax.set_xlabel("real share of training batches")
         ax.set_xlim(-0.05, 1.05)
@@ -112,8 +116,9 @@ def per_au_plot(breakdown: dict[str, dict[str, dict[str, Any]]], title: str, yla
         y = np.array([np.nan if v.get("value") is None else v["value"] for v in vals], float)
         lo = np.array([np.nan if v.get("ci_low") is None else v["ci_low"] for v in vals], float)
         hi = np.array([np.nan if v.get("ci_high") is None else v["ci_high"] for v in vals], float)
-        ax.bar(x + (i - (len(models) - 1) / 2) * width, y, width, label=m,
-               yerr=[np.nan_to_num(y - lo), np.nan_to_num(hi - y)], capsize=2, error_kw={"lw": 0.8})
+        err = [np.clip(np.nan_to_num(y - lo), 0, None), np.clip(np.nan_to_num(hi - y), 0, None)]
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, y, width, label=m, yerr=err, capsize=2,
+               error_kw={"lw": 0.8})
     ax.set_xticks(x, aus, rotation=45, fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)

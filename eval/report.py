@@ -88,6 +88,7 @@ def model_order(summary: dict[str, Any]) -> list[str]:
 
 def warnings_of(summary: dict[str, Any]) -> list[str]:
     out = []
+    judged_by: dict[str, set[str]] = {}
     for src, judges in summary["judges"].items():
         if judges and judges.get("au_note"):
             out.append(f"{src}: {judges['au_note']}")
@@ -95,8 +96,10 @@ def warnings_of(summary: dict[str, Any]) -> list[str]:
         for name, m in summary["models"].items():
             teachers = {(s.get("manifest_annotator") or {}).get("name") for s in m.get("sources") or []}
             if annot and annot in teachers:
-                out.append(f"{name}: its real training data was pseudo-labelled by {annot}, the AU judge "
-                           f"of {src}; its AU errors on real faces are measured by its own teacher.")
+                judged_by.setdefault(annot, set()).add(name)
+    for annot, names in judged_by.items():
+        out.append(f"The AU judge ({annot}) also pseudo-labelled the real training data of "
+                   f"{', '.join(sorted(names))}: their AU errors are measured by their own teacher.")
     for src, per in summary["identity_overlap"].items():
         for model, sets in (per or {}).items():
             for ts, n in sets.items():

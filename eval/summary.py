@@ -7,6 +7,7 @@ Structure::
      "models": {model: provenance}, "test_sets": {set: description},
      "matrix": {metric: {model: {set: {value, ci_low, ci_high, n, n_faces[, breakdown]}}}},
      "best": {metric: {set: model}},           # ranked metrics only, baseline excluded
+     "best_significant": {metric: {set: bool}},  # best's CI overlaps no other model's
      "efficiency": {metric: {set: [{model, share, value, ci_low, ci_high}]}},
      "replacement": {metric: {set: {...}}},    # how much real data synthetic data replaces
      "judges": ..., "eval_configs": ..., "versions": ..., "commands": ...}
@@ -51,6 +52,17 @@ def best_model(cells: dict[str, dict[str, Any]], direction: str) -> str | None:
         return None
     key = {"lower": lambda m: vals[m], "higher": lambda m: -vals[m], "zero": lambda m: abs(vals[m])}[direction]
     return min(vals, key=key)
+
+
+def best_is_significant(cells: dict[str, dict[str, Any]], best: str, direction: str) -> bool:
+    """True when the best model's interval overlaps no other (non-baseline) model's interval."""
+    b = cells[best]
+    if b.get("ci_low") is None or b.get("ci_high") is None:
+        return False
+    others = [c for m, c in cells.items() if m != best and not is_baseline(m) and c.get("ci_low") is not None]
+    if not others:
+        return False
+    return all(_significantly_better(b, c, direction) for c in others)
 
 
 def replacement(points: list[dict[str, Any]], direction: str) -> dict[str, Any] | None:
@@ -118,7 +130,7 @@ def build_summary(dirs: list[Path]) -> dict[str, Any]:
 def _rank(out: dict[str, Any]) -> None:
     """Fill ``best``, ``efficiency`` and ``replacement``."""
     sets = list(out["test_sets"])
-    out["best"], out["efficiency"], out["replacement"] = {}, {}, {}
+    out["best"], out["best_significant"], out["efficiency"], out["replacement"] = {}, {}, {}, {}
     for metric, rows in out["matrix"].items():
         direction = out["metrics"][metric]["direction"]
         for ts in sets:
@@ -126,6 +138,7 @@ def _rank(out: dict[str, Any]) -> None:
             best = best_model(column, direction)
             if best:
                 out["best"].setdefault(metric, {})[ts] = best
+                out["best_significant"].setdefault(metric, {})[ts] = best_is_significant(column, best, direction)
             points = [{"model": m, "share": out["models"][m].get("real_share"), **{k: c.get(k) for k in
                        ("value", "ci_low", "ci_high")}} for m, c in column.items()
                       if m in out["models"] and out["models"][m].get("real_share") is not None]

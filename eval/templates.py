@@ -26,7 +26,8 @@ REPORT_HTML = r"""<!DOCTYPE html>
 Every cell: value and its {{ ci_pct }}% cluster-bootstrap interval over test faces
 (faces resampled with replacement, all edits of a face kept together). Green: the best model
 of each column (ranked metrics only; the <i>no-edit</i> baseline, output = input, is shown
-for reference and never ranked). Realism feature space: <b>{{ s.feature_space }}</b>.</p>
+for reference and never ranked); &#9733; its interval overlaps no other model's,
+&#9734; it does (the ranking is not significant). Realism feature space: <b>{{ s.feature_space }}</b>.</p>
 {% if warnings %}<ul class="note">{% for w in warnings %}<li>{{ w }}</li>{% endfor %}</ul>{% endif %}
 
 <h2>1. The matrix: models x test sets</h2>
@@ -39,7 +40,7 @@ for reference and never ranked). Realism feature space: <b>{{ s.feature_space }}
 <tr class="{{ 'baseline' if is_baseline(model) else '' }}"><td class="name">{{ model }}</td>
 <td>{{ share(model) }}</td>
 {% for ts in sets %}{% set c = row.get(ts) %}
-<td class="{{ 'best' if s.best.get(metric, {}).get(ts) == model else '' }}">{% if c and c.value is not none %}{{ fmt(c.value) }}{% if s.best.get(metric, {}).get(ts) == model %} &#9733;{% endif %}<br><span class="ci">[{{ fmt(c.ci_low) }}, {{ fmt(c.ci_high) }}] n={{ c.n }}</span>{% else %}&ndash;{% endif %}</td>
+<td class="{{ 'best' if s.best.get(metric, {}).get(ts) == model else '' }}">{% if c and c.value is not none %}{{ fmt(c.value) }}{% if s.best.get(metric, {}).get(ts) == model %}{% if s.best_significant.get(metric, {}).get(ts) %} &#9733;{% else %} &#9734;{% endif %}{% endif %}<br><span class="ci">[{{ fmt(c.ci_low) }}, {{ fmt(c.ci_high) }}] n={{ c.n }}</span>{% else %}&ndash;{% endif %}</td>
 {% endfor %}</tr>
 {% endfor %}</table></div>
 {% endfor %}

@@ -82,3 +82,21 @@ def test_html_renders_in_headless_chromium(report, tmp_path):
     keep = os.environ.get("AUSYNTH_KEEP_SCREENSHOT")
     if keep:
         shutil.copy(png, keep)
+
+
+def test_plots_accept_points_outside_their_interval():
+    """FD's bootstrap interval can sit above its (biased) point estimate: plots must cope."""
+    from eval import plots
+    pts = [{"share": 0.0, "value": 1.0, "ci_low": 1.2, "ci_high": 1.5},
+           {"share": 1.0, "value": 2.0, "ci_low": 1.9, "ci_high": None}]
+    assert plots.efficiency_plot({"fd": {"real": pts}}, ["fd"], {})
+    assert plots.per_au_plot({"m": {"AU12": {"value": 1.0, "ci_low": 1.1, "ci_high": 1.3}}}, "t", "y")
+
+
+def test_significance_of_the_best_cell():
+    from eval.summary import best_is_significant
+    cells = {"a": {"value": 1.0, "ci_low": 0.9, "ci_high": 1.1}, "b": {"value": 2.0, "ci_low": 1.8, "ci_high": 2.2},
+             "no-edit": {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0}}
+    assert best_is_significant(cells, "a", "lower")
+    cells["b"]["ci_low"] = 1.05
+    assert not best_is_significant(cells, "a", "lower")
