@@ -11,9 +11,11 @@ from typing import Any
 
 from annotate import geometric, openface, pyfeat
 from annotate.base import Annotator, AnnotatorFactory
+from annotate.cnn import annotator as synthetic_cnn
 
 ANNOTATORS: dict[str, AnnotatorFactory] = {
     "geometric": geometric.create,
+    "synthetic-cnn": synthetic_cnn.create,
     "openface": openface.create,
     "pyfeat": pyfeat.create,
 }

@@ -1,8 +1,11 @@
 """The AU regressor network: a small residual CNN on grayscale face crops.
 
-Input: float32 (B, 1, S, S), each image standardised to zero mean and unit variance
-(:func:`standardise`; removes global brightness/contrast, a large part of the render-to-
-photo gap). Outputs (all per sample):
+Input: float32 (B, 1, S, S) grayscale in [0, 1]. The network first normalises each image
+(``input_norm``): ``global`` = zero mean, unit variance (:func:`standardise`: removes
+brightness and contrast); ``local`` = local contrast normalisation (:func:`local_contrast`:
+each pixel relative to a Gaussian neighbourhood of ``local_sigma`` x the side, which also
+removes smooth shading: keeps edges and texture, the cues renders and photos share best).
+Outputs (all per sample):
 
 * ``aus``: (B, len(RIG_AUS)) FACS intensities in [0, 5] (``5 * sigmoid``): every AU the
   rig renders, so the network is also told about AUs outside the 17 GANimation ones (e.g.
@@ -17,8 +20,10 @@ Width and depth come from :class:`ModelConfig`; the preset is sized for CPU trai
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from aukit.aus import FACS_MAX, RIG_AUS
@@ -35,13 +40,18 @@ class ModelConfig:
     widths: tuple[int, ...] = (32, 64, 128, 192)
     blocks: tuple[int, ...] = (1, 2, 2, 1)
     dropout: float = 0.2
+    input_norm: Literal["global", "local"] = "global"
+    local_sigma: float = 0.06
 
     def __post_init__(self) -> None:
         check(32 <= self.image_size <= 256, f"model.image_size must be in [32, 256], got {self.image_size}")
         check(len(self.widths) == len(self.blocks) >= 1, "model.widths and model.blocks need equal, non-zero lengths")
-        check(all(w >= 4 for w in self.widths) and self.stem >= 4, "model widths must be >= 4")
+        # >= 8: oneDNN's channels-last convolutions (used in training) crash ("double free")
+        # on 4-channel layers in torch 2.x on this CPU
+        check(all(w >= 8 for w in self.widths) and self.stem >= 8, "model.stem and model.widths must be >= 8")
         check(all(b >= 1 for b in self.blocks), "model.blocks must be >= 1 each")
         check(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
+        check(0.01 <= self.local_sigma <= 0.5, f"model.local_sigma must be in [0.01, 0.5], got {self.local_sigma}")
 
 
 class Block(nn.Module):
@@ -79,8 +89,12 @@ class AUNet(nn.Module):
         self.head = nn.Linear(cin, len(RIG_AUS) + 1 + 3)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``x``: (B, 1, S, S) standardised images -> dict of outputs (see module docstring)."""
-        h = self.drop(self.pool(self.features(x)).flatten(1))
+        """``x``: (B, 1, S, S) grayscale in [0, 1] -> dict of outputs (see module docstring)."""
+        if self.cfg.input_norm == "local":
+            x = local_contrast(x, self.cfg.local_sigma * x.shape[-1])
+        else:
+            x = standardise(x)
+        h = self.drop(self.pool(self.features(x.contiguous(memory_format=torch.channels_last))).flatten(1))
         out = self.head(h)
         n = len(RIG_AUS)
         return {"aus": FACS_MAX * torch.sigmoid(out[:, :n]), "visible": out[:, n],
@@ -92,6 +106,25 @@ def standardise(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     std = x.std(dim=(1, 2, 3), keepdim=True)
     return (x - mean) / (std + eps)
+
+
+def local_contrast(x: torch.Tensor, sigma: float, eps: float = 0.02) -> torch.Tensor:
+    """Local contrast normalisation of (B, 1, S, S): ``(x - G*x) / sqrt(G*(x - G*x)^2 + eps^2)``
+    with a Gaussian ``G`` of ``sigma`` pixels (reflect padding); then a global rescale to
+    unit variance so the network sees a stable range."""
+    radius = max(1, int(3 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+
+    def blur(v: torch.Tensor) -> torch.Tensor:
+        v = F.pad(v, (radius, radius, radius, radius), mode="reflect")
+        v = F.conv2d(v, k.view(1, 1, 1, -1))
+        return F.conv2d(v, k.view(1, 1, -1, 1))
+
+    hp = x - blur(x)
+    y = hp / torch.sqrt(blur(hp * hp) + eps * eps)
+    return standardise(y)
 
 
 def to_gray(rgb: torch.Tensor) -> torch.Tensor:
