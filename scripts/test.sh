@@ -4,6 +4,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
+# The suite covers the Blender backend too, so the test venv includes the [blender] extra
+# (its tests skip where bpy is absent, e.g. AUSYNTH_EXTRAS= bash scripts/test.sh).
+export AUSYNTH_EXTRAS="${AUSYNTH_EXTRAS-blender}"
 VENV=$(bash scripts/setup.sh | tail -1)
 export PYOPENGL_PLATFORM=egl
 set +e
