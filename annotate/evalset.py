@@ -142,3 +142,39 @@ def emotion_aucs(au17: np.ndarray, emotion: np.ndarray,
         auc = float(roc_auc_score(emotion[mask] == emo, facs_score(au17[mask], emo))) if pos and neg else float("nan")
         out[emo] = {"auc": auc, "n_pos": pos, "n_neutral": neg}
     return out
+
+
+def dev_neutral_photos(root: Path) -> list[Path]:
+    """One neutral photo per ``dev`` identity (the first listed), sorted: the sources of the
+    photo identities the ``synthetic-cnn`` renders use. Never touches the ``test`` half."""
+    seen: dict[str, Path] = {}
+    for row in read_labels(root):
+        if row["emotion"] == "neutral" and split_of(row["identity"]) == "dev":
+            seen.setdefault(row["identity"], root / "images" / row["image"])
+    return sorted(seen.values())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m annotate.evalset dev-neutrals --real-faces DIR --out DIR``: link the dev
+    half's neutral photos (one per person) into ``--out``, ready for ``ausynth identities build``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m annotate.evalset", description=main.__doc__)
+    p.add_argument("command", choices=["dev-neutrals"])
+    p.add_argument("--real-faces", type=Path, required=True, help="real_faces folder (labels.csv, images/)")
+    p.add_argument("--out", type=Path, required=True, help="folder to fill with symlinks")
+    args = p.parse_args(argv)
+    if not (args.real_faces / "labels.csv").is_file():
+        p.error(f"{args.real_faces}/labels.csv not found")
+    args.out.mkdir(parents=True, exist_ok=True)
+    photos = dev_neutral_photos(args.real_faces)
+    for src in photos:
+        dst = args.out / src.name
+        if not dst.exists():
+            dst.symlink_to(src.resolve())
+    print(f"{len(photos)} dev-split neutral photos linked into {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -142,7 +142,7 @@ def train(cfg: TrainConfig) -> Path:
         minutes = (time.time() - t0) / 60
         stop = cfg.optim.minutes and minutes >= cfg.optim.minutes
         if step % cfg.run.log_every == 0:
-            _log(log, {"step": step, "minutes": round(minutes, 2), "loss": round(float(loss), 5), **parts})
+            _log(log, {"step": step, "minutes": round(minutes, 2), "loss": round(float(loss.detach()), 5), **parts})
         if step % cfg.run.eval_every == 0 or step == cfg.optim.steps or stop:
             metrics = evaluate(ema, val, dev, cfg)
             _log(log, {"step": step, "minutes": round(minutes, 2), "eval": metrics})
