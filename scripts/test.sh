@@ -8,7 +8,7 @@ cd "$here"
 # (its tests skip where bpy is absent, e.g. AUSYNTH_EXTRAS= bash scripts/test.sh).
 export AUSYNTH_EXTRAS="${AUSYNTH_EXTRAS-blender}"
 VENV=$(bash scripts/setup.sh | tail -1)
-export PYOPENGL_PLATFORM=egl
+export PYOPENGL_PLATFORM=egl PATH="$VENV/bin:$PATH"
 set +e
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
 rc=$?

@@ -110,7 +110,10 @@ def test_ray_kill_and_resume(folder, tmp_path, ray_available):
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    subprocess.run(["ray", "stop", "--force"], capture_output=True)
+    # the killed driver leaves its local Ray instance behind; stop it with this venv's Ray
+    # (the `ray` script need not be on PATH)
+    subprocess.run([sys.executable, "-c", "from ray.scripts.scripts import main; main()", "stop", "--force"],
+                   capture_output=True, env=env, timeout=120)
     assert len(list((out / "meta").glob("*.json"))) < 30, "the kill should land mid-run"
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
