@@ -70,7 +70,8 @@ def write_sheet(root: Path, out: Path, n: int = 48, cols: int = 8, tile: int = 1
     if not samples:
         raise DatasetError(f"{root} has no samples to show")
     rows = (len(samples) + cols - 1) // cols
-    sheet = Image.new("RGB", (cols * tile, rows * (tile + 22)), (24, 24, 24))
+    band = 28  # two caption lines of PIL's default font
+    sheet = Image.new("RGB", (cols * tile, rows * (tile + band)), (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
     for k, s in enumerate(samples):
         img = Image.open(s.image).convert("RGB")
@@ -81,9 +82,9 @@ def write_sheet(root: Path, out: Path, n: int = 48, cols: int = 8, tile: int = 1
         if overlay != "none" and meta and meta.get("arrays"):
             with np.load(root / meta["arrays"]) as arrays:
                 img = _overlay(img, dict(arrays), overlay, scale)
-        x, y = (k % cols) * tile, (k // cols) * (tile + 22)
+        x, y = (k % cols) * tile, (k // cols) * (tile + band)
         sheet.paste(img, (x, y))
-        draw.text((x + 2, y + tile), _caption(meta, s.aus), fill=(230, 230, 230))
+        draw.text((x + 2, y + tile + 1), _caption(meta, s.aus), fill=(230, 230, 230))
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
     return out
