@@ -67,6 +67,39 @@ class IdentityCache:
         return ident, geo
 
 
+@dataclass(frozen=True)
+class PosedHead:
+    """The expressed, posed and framed head of one spec (shared by procedural and photo
+    scenes). ``aus``: (len(RIG_AUS),) FACS 0-5; ``skin``/``normals``: (V, 3) head frame, cm;
+    ``eyes``: per-eye vertices; ``iris``: iris centres; ``head``: (4, 4) head -> world;
+    ``landmarks_head``/``landmarks_world``: (478, 3); ``camera``; ``bits``: (T,) uint32 AU
+    region bits per triangle."""
+
+    aus: np.ndarray
+    skin: np.ndarray
+    normals: np.ndarray
+    eyes: list
+    iris: np.ndarray
+    head: np.ndarray
+    landmarks_head: np.ndarray
+    landmarks_world: np.ndarray
+    camera: Camera
+    bits: np.ndarray
+
+
+def pose_head(spec: SceneSpec, rig: HeadRig, geo: IdentityGeometry) -> PosedHead:
+    """Apply the spec's AUs, gaze and head pose to an identity and frame the camera on it."""
+    aus = au_vector(spec.aus)
+    skin = rig.deform(geo, aus)
+    eyes_v, iris = rig.eyes(geo, (spec.gaze["yaw"], spec.gaze["pitch"]))
+    head = head_matrix(spec.pose)
+    lm_head = rig.landmarks(skin, iris)
+    lm_world = lm_head @ head[:3, :3].T + head[:3, 3]
+    cam = framed_camera(lm_world, spec.camera["distance_cm"], spec.image_size, tuple(spec.camera["jitter"]))
+    return PosedHead(aus, skin, rig.normals(skin), eyes_v, iris, head, lm_head, lm_world, cam,
+                     rig.region_bits(aus))
+
+
 def build_scene(spec: SceneSpec, rig: HeadRig, cache: IdentityCache) -> SceneGeometry:
     """Deform, dress and frame the head of ``spec``."""
     if spec.identity.get("kind") == "photo":  # a re-posed photo face over its own backdrop
@@ -74,23 +107,15 @@ def build_scene(spec: SceneSpec, rig: HeadRig, cache: IdentityCache) -> SceneGeo
 
         return build_photo_scene(spec, rig, cache)
     ident, geo = cache.get(spec.identity)
-    aus = au_vector(spec.aus)
-    skin = rig.deform(geo, aus)
-    normals = rig.normals(skin)
-    eyes_v, iris = rig.eyes(geo, (spec.gaze["yaw"], spec.gaze["pitch"]))
-    head = head_matrix(spec.pose)
-    lm_head = rig.landmarks(skin, iris)
-    lm_world = lm_head @ head[:3, :3].T + head[:3, 3]
-    cam = framed_camera(lm_world, spec.camera["distance_cm"], spec.image_size, tuple(spec.camera["jitter"]))
-    bits = rig.region_bits(aus)
-    all_parts = [*_skin_parts(rig, ident, geo, skin, normals, bits),
-                 *_eye_parts(rig, ident, eyes_v, geo, bits),
-                 *_mouth_parts(rig, geo, aus, bits, skin),
+    p = pose_head(spec, rig, geo)
+    all_parts = [*_skin_parts(rig, ident, geo, p.skin, p.normals, p.bits),
+                 *_eye_parts(rig, ident, p.eyes, geo, p.bits),
+                 *_mouth_parts(rig, geo, p.aus, p.bits, p.skin),
                  _neck_part(rig, ident),
-                 *_occluder_parts(spec, rig, ident, geo, skin, normals, lm_head)]
-    frames = {"head": head, "neck": head_matrix(spec.pose, 0.5)}
-    texture = apply_wrinkles(ident.texture, aus, rig.basis.neutral)
-    return SceneGeometry(spec, tuple(all_parts), frames, cam, lm_world, ident, texture)
+                 *_occluder_parts(spec, rig, ident, geo, p.skin, p.normals, p.landmarks_head)]
+    frames = {"head": p.head, "neck": head_matrix(spec.pose, 0.5)}
+    texture = apply_wrinkles(ident.texture, p.aus, rig.basis.neutral)
+    return SceneGeometry(spec, tuple(all_parts), frames, p.camera, p.landmarks_world, ident, texture)
 
 
 def _skin_parts(rig, ident, geo, skin, normals, bits):

@@ -32,17 +32,16 @@ from scipy.interpolate import RBFInterpolator
 from scipy.spatial import cKDTree
 
 from aukit import landmarks as lmk
-from aukit.aus import RIG_AUS, au_vector
 from synth import parts
-from synth.camera import NECK_PIVOT, Camera, framed_camera, head_matrix
+from synth.camera import NECK_PIVOT, Camera, head_matrix
 from synth.identity import photo as photo_mod
 from synth.identity.paint import srgb_to_linear
 from synth.identity.procedural import HairStyle, Identity
 from synth.identity.paint import UV_ORIGIN, UV_SIZE
 from synth.identity.raster import interpolate
-from synth.identity.wrinkles import MAP_SIZE, wrinkle_maps
+from synth.identity.wrinkles import MAP_SIZE, wrinkle_darkness
 from synth.rig import SEG_CLASSES, HeadRig, IdentityGeometry, Part, _fit_eye_center, _interior
-from synth.scene import SceneGeometry
+from synth.scene import SceneGeometry, pose_head
 
 SHADE_RANGE = (0.55, 1.7)        # clamp of the relighting ratio
 HOLE_LIMIT = 0.02                # a sample may show at most this fraction of holes (pixels) ...
@@ -145,15 +144,9 @@ def build_photo_scene(spec, rig: HeadRig, cache) -> PhotoSceneGeometry:
     """Deform, re-pose and frame a photo identity; warp its backdrop (see module doc)."""
     rec, geo = cache.get(spec.identity)
     pid = rec.photo
-    aus = au_vector(spec.aus)
-    skin = rig.deform(geo, aus)
-    normals = rig.normals(skin)
-    eyes_v, iris = rig.eyes(geo, (spec.gaze["yaw"], spec.gaze["pitch"]))
-    head = head_matrix(spec.pose)
-    lm_head = rig.landmarks(skin, iris)
-    lm_world = lm_head @ head[:3, :3].T + head[:3, 3]
-    cam = framed_camera(lm_world, spec.camera["distance_cm"], spec.image_size, tuple(spec.camera["jitter"]))
-    bits = rig.region_bits(aus)
+    p = pose_head(spec, rig, geo)
+    aus, skin, normals, eyes_v, bits = p.aus, p.skin, p.normals, p.eyes, p.bits
+    head, lm_head, lm_world, cam = p.head, p.landmarks_head, p.landmarks_world, p.camera
     face = rig.is_face_tri
     light = pid.light
     rot = head[:3, :3]
@@ -188,15 +181,7 @@ def build_photo_scene(spec, rig: HeadRig, cache) -> PhotoSceneGeometry:
 def apply_wrinkles_soft(texture: np.ndarray, aus: np.ndarray, rig: HeadRig) -> np.ndarray:
     """The rig's per-AU wrinkle darkening (``synth.identity.wrinkles``), mapped from the rig's
     frontal UV layout onto the photo layout, at ``WRINKLE_STRENGTH``."""
-    active = [(RIG_AUS[k], float(a)) for k, a in enumerate(aus) if a > 0]
-    if not active:
-        return texture
-    maps = wrinkle_maps(np.ascontiguousarray(rig.basis.neutral, np.float64).tobytes(), MAP_SIZE)
-    dark = None
-    for name, a in active:
-        if name in maps:
-            term = maps[name] * (a / 5.0)
-            dark = term if dark is None else dark + term
+    dark = wrinkle_darkness(aus, rig.basis.neutral, MAP_SIZE)
     if dark is None:
         return texture
     mapx, mapy = _wrinkle_lookup(rig, texture.shape[0])

@@ -13,7 +13,7 @@ import functools
 import numpy as np
 
 from aukit import landmarks as lmk
-from aukit.aus import RIG_AUS
+from aukit.aus import RIG_AUS, to_unit
 from synth.identity.paint import grid, polyline_distance
 
 MAP_SIZE = 256
@@ -62,15 +62,21 @@ def wrinkle_maps(neutral_key: bytes, size: int = MAP_SIZE) -> dict[str, np.ndarr
     return {k: np.clip(m, 0, 0.8).astype(np.float32) for k, m in maps.items()}
 
 
+def wrinkle_darkness(aus: np.ndarray, neutral: np.ndarray, size: int) -> np.ndarray | None:
+    """Summed darkening (float32 (size, size), >= 0) of the active AUs' wrinkle maps, each
+    scaled by its intensity as a fraction of FACS 5; None when no active AU has wrinkles.
+    ``aus``: (len(RIG_AUS),) FACS 0-5; ``neutral``: the rig's neutral vertices."""
+    active = [(RIG_AUS[k], float(a)) for k, a in enumerate(aus) if a > 0]
+    if not active:
+        return None
+    maps = wrinkle_maps(np.ascontiguousarray(neutral, np.float64).tobytes(), size)
+    terms = [maps[name] * float(to_unit(a)) for name, a in active if name in maps]
+    return np.sum(terms, axis=0) if terms else None
+
+
 def apply_wrinkles(texture: np.ndarray, aus: np.ndarray, neutral: np.ndarray) -> np.ndarray:
     """Face texture (uint8 sRGB) darkened by the wrinkles of the active AUs."""
-    active = [(RIG_AUS[k], float(a)) for k, a in enumerate(aus) if a > 0]
-    maps = wrinkle_maps(np.ascontiguousarray(neutral, np.float64).tobytes(), texture.shape[0])
-    dark = None
-    for name, a in active:
-        if name in maps:
-            term = maps[name] * (a / 5.0)
-            dark = term if dark is None else dark + term
+    dark = wrinkle_darkness(aus, neutral, texture.shape[0])
     if dark is None:
         return texture
     shade = 1.0 - np.clip(dark, 0, 0.85)
