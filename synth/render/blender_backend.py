@@ -1,6 +1,6 @@
 """Blender (``bpy``) backend: Cycles or EEVEE colour, a Workbench id pass, shared labels.
 
-The only module of the project that imports ``bpy`` (``pip install 'ausynth[blender]'``).
+With :mod:`synth.render.blender_materials` (its shader graphs), the only module that imports ``bpy`` (``pip install 'ausynth[blender]'``).
 
 One Blender scene pair per renderer, built on the first :meth:`BlenderRenderer.render` and
 reused for every sample:
@@ -39,7 +39,9 @@ from PIL import Image
 from aukit.aus import RIG_AUS, au_vector
 from synth import parts as rig_parts
 from synth.identity.paint import srgb_to_linear, to_srgb8
+from synth.render import blender_materials as mats
 from synth.render import compose
+from synth.render.blender_materials import SUBSURFACE, set_input as _set, set_surface as _set_surface, world_colour_socket as _world_nodes
 from synth.render.blender_params import (blender_camera, cycles_seed, depth_from_ids, id_offsets, id_rgb,
                                          inside_out, light_rotation, mesh_groups, part_layout)
 from synth.render.labels import decode_ids, pixel_labels
@@ -47,11 +49,9 @@ from synth.rig import SEG_CLASSES
 from synth.scene import SceneGeometry
 
 ENGINES = {"cycles": "CYCLES", "eevee": "BLENDER_EEVEE"}
-SUBSURFACE = {"random_walk": "RANDOM_WALK", "burley": "BURLEY", "none": None}
 SUN_ANGLE_DEG = 2.0              # apparent size of the sun lamps: soft shadow edges, visible catchlights
 POINT_RADIUS_CM = 2.0
 MOUTH_AMBIENT_GAIN = 1.0         # mouth interior emission = colour x ambient x this
-SKIN_SSS_SCALE_CM = 0.12         # mean free path of red light in skin ~1 mm (green, blue shorter)
 CORNEA_OFFSET_CM = 0.015         # tear film above the eyeball
 CORNEA_BULGE_CM = 0.06           # extra height of the cornea over the iris centre
 CORNEA_MAX_ANGLE = 75.0          # degrees from the gaze axis covered by the wet shell
@@ -425,20 +425,6 @@ class BlenderRenderer:
             index[sel[away]] = len(plist)
         return index
 
-    def _culled_material(self):
-        mat = self._culled_mat
-        if mat is None:
-            mat = self._new(bpy.data.materials, "culled")
-            tree = _node_tree(mat)
-            tree.nodes.clear()
-            out = tree.nodes.new("ShaderNodeOutputMaterial")
-            clear = tree.nodes.new("ShaderNodeBsdfTransparent")
-            tree.links.new(clear.outputs[0], out.inputs["Surface"])
-            if self.engine == "eevee" and hasattr(mat, "surface_render_method"):
-                mat.surface_render_method = "BLENDED"
-            self._culled_mat = mat
-        return mat
-
     def _skin_shape_keys(self, slot: _Slot, plist, geom) -> bool:
         """Drive the skin with AU shape keys; False when not applicable (no identity cache)."""
         if self.identity_cache is None or "face" not in slot.names:
@@ -523,122 +509,27 @@ class BlenderRenderer:
                 obj.matrix_world = _matrix(m)
 
     # ------------------------------------------------------------------ materials
-    def _face_texture(self, geom: SceneGeometry):
-        tex = np.asarray(geom.face_texture)
-        h, w = tex.shape[:2]
-        img = self._face_image
-        if img is None:
-            img = self._new(bpy.data.images, "face_texture", w, h, alpha=False, float_buffer=False)
-            img.colorspace_settings.name = "sRGB"
-            self._face_image = img
-        elif tuple(img.size) != (w, h):
-            img.scale(w, h)
-        return img
-
-    def _upload_face_texture(self, geom: SceneGeometry) -> None:
-        tex = np.asarray(geom.face_texture)
-        img = self._face_texture(geom)
-        h, w = tex.shape[:2]
-        rgba = np.ones((h, w, 4), np.float32)
-        rgba[..., :3] = tex[::-1] / 255.0                  # Blender images start at the bottom row
-        img.pixels.foreach_set(rgba.ravel())
-        img.update()
-
-    def _material(self, part, geom):
-        mat = self._new(bpy.data.materials, f"{part.name}")
-        tree = _node_tree(mat)
-        nodes, links = tree.nodes, tree.links
-        nodes.clear()
-        out = nodes.new("ShaderNodeOutputMaterial")
-        bsdf = nodes.new("ShaderNodeBsdfPrincipled")
-        attr = nodes.new("ShaderNodeAttribute")
-        attr.attribute_name = "Col"
-        skin_like = part.seg in (SEG_CLASSES["face"], SEG_CLASSES["head"], SEG_CLASSES["neck"])
-        if part.texture == "face":
-            tex = nodes.new("ShaderNodeTexImage")
-            tex.image = self._face_texture(geom)
-            tex.interpolation = "Cubic"
-            uvn = nodes.new("ShaderNodeUVMap")
-            uvn.uv_map = "UVMap"
-            links.new(uvn.outputs["UV"], tex.inputs["Vector"])
-            links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
-            flat_colour = nodes.new("ShaderNodeMix")
-            flat_colour.data_type, flat_colour.blend_type = "RGBA", "MULTIPLY"
-            flat_colour.inputs["Factor"].default_value = 1.0
-            links.new(tex.outputs["Color"], flat_colour.inputs["A"])
-            links.new(attr.outputs["Color"], flat_colour.inputs["B"])
-            flat_colour = flat_colour.outputs["Result"]
-        else:
-            links.new(attr.outputs["Color"], bsdf.inputs["Base Color"])
-            flat_colour = attr.outputs["Color"]
-        # Photo identities (synth.identity.photo_scene): the photo carries its own light, so
-        # the part is drawn flat like pyrender's photo pass: colour (x texture) as emission,
-        # the vertex alpha (the face's opacity ramp) as coverage. `photo` switches per sample;
-        # a constant mix factor is folded away by Cycles.
-        emit = nodes.new("ShaderNodeEmission")
-        links.new(flat_colour, emit.inputs["Color"])
-        cover = nodes.new("ShaderNodeMixShader")
-        links.new(attr.outputs["Alpha"], cover.inputs[0])
-        links.new(nodes.new("ShaderNodeBsdfTransparent").outputs[0], cover.inputs[1])
-        links.new(emit.outputs[0], cover.inputs[2])
-        photo = nodes.new("ShaderNodeMixShader")
-        photo.name = "photo"
-        photo.inputs[0].default_value = 0.0
-        links.new(bsdf.outputs["BSDF"], photo.inputs[1])
-        links.new(cover.outputs[0], photo.inputs[2])
-        links.new(photo.outputs[0], out.inputs["Surface"])
-        if SUBSURFACE[self.subsurface] is not None:
-            bsdf.subsurface_method = SUBSURFACE[self.subsurface]
-        if skin_like:
-            _set(bsdf, "Subsurface Weight", 1.0 if part.seg != SEG_CLASSES["head"] else 0.6)
-            _set(bsdf, "Subsurface Radius", (1.0, 0.37, 0.19))   # skin: red scatters furthest
-            _set(bsdf, "Subsurface Scale", SKIN_SSS_SCALE_CM)    # scene units are cm
-            _set(bsdf, "Subsurface IOR", 1.4)
-            _set(bsdf, "Specular IOR Level", 0.35)
-        elif part.seg == SEG_CLASSES["eyes"]:
-            _set(bsdf, "Subsurface Weight", 0.3)
-            _set(bsdf, "Subsurface Radius", (1.0, 0.5, 0.4))
-            _set(bsdf, "Subsurface Scale", 0.05)
-            _set(bsdf, "Specular IOR Level", 0.1)                 # the cornea carries the gloss
-        elif part.seg == SEG_CLASSES["mouth"]:
-            teeth = "teeth" in part.name
-            _set(bsdf, "Subsurface Weight", 0.25 if teeth else 0.6)
-            _set(bsdf, "Subsurface Radius", (1.0, 0.6, 0.4))
-            _set(bsdf, "Subsurface Scale", 0.05 if teeth else 0.15)
-            if part.texture != "face":
-                # The rig's mouth is a closed shell lit only through the lips: physically
-                # almost black. It also gets pyrender's unoccluded ambient term (emission =
-                # colour x ambient, set per sample), so teeth and tongue stay visible.
-                links.new(attr.outputs["Color"], bsdf.inputs["Emission Color"])
-        if SUBSURFACE[self.subsurface] is None:
-            _set(bsdf, "Subsurface Weight", 0.0)
-        if self.engine == "eevee" and hasattr(mat, "surface_render_method"):
-            mat.surface_render_method = "DITHERED"
-        return mat, bsdf
+    def _culled_material(self):
+        if self._culled_mat is None:
+            self._culled_mat = mats.culled_material(self._new, self.engine)
+        return self._culled_mat
 
     def _cornea_material(self):
-        mat = self._cornea_mat
-        if mat is not None:
-            return mat
-        mat = self._new(bpy.data.materials, "cornea")
-        tree = _node_tree(mat)
-        n, links = tree.nodes, tree.links
-        n.clear()
-        out = n.new("ShaderNodeOutputMaterial")
-        mix = n.new("ShaderNodeMixShader")
-        fres = n.new("ShaderNodeFresnel")
-        fres.inputs["IOR"].default_value = 1.376
-        clear = n.new("ShaderNodeBsdfTransparent")
-        gloss = n.new("ShaderNodeBsdfGlossy")
-        gloss.inputs["Roughness"].default_value = 0.04
-        links.new(fres.outputs["Fac"], mix.inputs[0])
-        links.new(clear.outputs[0], mix.inputs[1])
-        links.new(gloss.outputs[0], mix.inputs[2])
-        links.new(mix.outputs[0], out.inputs["Surface"])
-        if self.engine == "eevee" and hasattr(mat, "surface_render_method"):
-            mat.surface_render_method = "BLENDED"
-        self._cornea_mat = mat
-        return mat
+        if self._cornea_mat is None:
+            self._cornea_mat = mats.cornea_material(self._new, self.engine)
+        return self._cornea_mat
+
+    def _face_texture(self, geom: SceneGeometry):
+        h, w = np.asarray(geom.face_texture).shape[:2]
+        self._face_image = mats.face_image(self._new, self._face_image, w, h)
+        return self._face_image
+
+    def _upload_face_texture(self, geom: SceneGeometry) -> None:
+        mats.upload_texture(self._face_texture(geom), np.asarray(geom.face_texture))
+
+    def _material(self, part, geom):
+        image = self._face_texture(geom) if part.texture == "face" else None
+        return mats.part_material(self._new, part, image, self.engine, self.subsurface)
 
     # ------------------------------------------------------------------ passes
     def _colour_pass(self, geom: SceneGeometry) -> np.ndarray:
@@ -729,39 +620,6 @@ def _matrix(m: np.ndarray):
     from mathutils import Matrix
 
     return Matrix([list(map(float, row)) for row in np.asarray(m)])
-
-
-def _node_tree(mat):
-    if mat.node_tree is None:
-        mat.use_nodes = True
-    return mat.node_tree
-
-
-def _world_nodes(world):
-    tree = world.node_tree
-    if tree is None:
-        world.use_nodes = True
-        tree = world.node_tree
-    bg = next(n for n in tree.nodes if n.type == "BACKGROUND")
-    bg.inputs["Strength"].default_value = 1.0
-    return bg.inputs["Color"]
-
-
-def _set(node, name: str, value) -> None:
-    """Set an input's default value, only when it changes (an edit re-syncs the shader)."""
-    if name not in node.inputs:
-        return
-    socket = node.inputs[name]
-    current = socket.default_value
-    if np.allclose(np.asarray(current if np.ndim(value) == 0 else tuple(current), float), value, rtol=0, atol=1e-7):
-        return
-    socket.default_value = value
-
-
-def _set_surface(bsdf, part) -> None:
-    _set(bsdf, "Roughness", float(part.roughness))
-    _set(bsdf, "Metallic", float(getattr(part, "metallic", 0.0)))
-    _set(bsdf, "Alpha", float(getattr(part, "alpha", 1.0)))
 
 
 def _fill_mesh(mesh, vertices: np.ndarray, faces: np.ndarray) -> None:
