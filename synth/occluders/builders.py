@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 from scipy.spatial import cKDTree
 
 from aukit import landmarks as lmk
@@ -172,13 +173,14 @@ def _offset_region(head: HeadState, select: np.ndarray, offset: float, smooth: i
     normals = head.normals if normals is None else normals
     v = head.skin[used] + offset * normals[used]
     t = remap[tris]
-    nbr: list[list[int]] = [[] for _ in range(len(used))]
-    for a, b, c in t.tolist():
-        nbr[a].extend((b, c))
-        nbr[b].extend((a, c))
-        nbr[c].extend((a, b))
+    # neighbour sums as one sparse product: each triangle links its 3 corners both ways (an
+    # edge shared by two triangles counts twice, as a cloth spring on both sides would)
+    rows = np.concatenate([t[:, 0], t[:, 0], t[:, 1], t[:, 1], t[:, 2], t[:, 2]])
+    cols = np.concatenate([t[:, 1], t[:, 2], t[:, 0], t[:, 2], t[:, 0], t[:, 1]])
+    adj = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(used), len(used)))
+    deg = np.asarray(adj.sum(axis=1)).ravel()
     for _ in range(smooth):  # Laplacian relaxation that never moves a vertex inwards
-        avg = np.array([v[n].mean(0) if n else v[i] for i, n in enumerate(nbr)])
+        avg = np.where(deg[:, None] > 0, (adj @ v) / np.maximum(deg, 1)[:, None], v)
         n_used = normals[used]
         step = avg - v
         inward = np.einsum("ij,ij->i", step, n_used) < 0
