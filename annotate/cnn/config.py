@@ -111,10 +111,15 @@ class RunConfig:
     seed: int = 0
     log_every: int = 50
     eval_every: int = 1000
+    # which evaluation's weights become model.pt: "last", or "best_dev" = the highest mean
+    # dev-half AUC over the targeted emotions (early stopping on the tuning half; needs
+    # data.dev_cache). The last weights are always kept as last.pt.
+    keep: str = "last"
 
     def __post_init__(self) -> None:
         check(bool(self.out_dir), "run.out_dir is required")
         check(self.log_every >= 1 and self.eval_every >= 1, "run.log_every and run.eval_every must be >= 1")
+        check(self.keep in ("last", "best_dev"), f"run.keep must be 'last' or 'best_dev', got {self.keep!r}")
 
 
 @dataclass(frozen=True)

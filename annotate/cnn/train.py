@@ -131,6 +131,7 @@ def train(cfg: TrainConfig) -> Path:
     rng, g = np.random.default_rng(cfg.run.seed), torch.Generator().manual_seed(cfg.run.seed)
     info: dict[str, Any] = {"datasets": list(cfg.data.datasets), "samples": len(trainset), "config": cfgmod.to_dict(cfg)}
     t0, step, log = time.time(), 0, open(out / "log.jsonl", "a")
+    best = float("-inf")
     for step in range(1, cfg.optim.steps + 1):
         batch = make_batch(trainset, weights, rng.choice(len(trainset), cfg.optim.batch_size, p=p), cfg, g)
         loss, parts = loss_fn(model(batch["x"]), batch, cfg)
@@ -147,11 +148,30 @@ def train(cfg: TrainConfig) -> Path:
             metrics = evaluate(ema, val, dev, cfg)
             _log(log, {"step": step, "minutes": round(minutes, 2), "eval": metrics})
             info.update(steps=step, minutes=round(minutes, 2), metrics=metrics)
-            checkpoint.save(out / "model.pt", ema, info)
+            checkpoint.save(out / "last.pt", ema, info)
+            score = dev_score(metrics)
+            if cfg.run.keep == "last" or dev is None or score > best:
+                best = score
+                checkpoint.save(out / "model.pt", ema, {**info, "selected_by": _selected_by(cfg, dev)})
         if stop:
             break
     log.close()
     return out / "model.pt"
+
+
+#: emotions whose dev AUC selects a checkpoint (disgust is reported, not targeted)
+TARGETED = ("happiness", "surprise", "sadness", "anger")
+
+
+def dev_score(metrics: dict[str, Any]) -> float:
+    """Mean dev-half AUC over :data:`TARGETED` (-inf without dev metrics)."""
+    auc = metrics.get("dev_auc") or {}
+    vals = [auc[e] for e in TARGETED if auc.get(e) is not None and np.isfinite(auc[e])]
+    return float(np.mean(vals)) if vals else float("-inf")
+
+
+def _selected_by(cfg: TrainConfig, dev: Any) -> str:
+    return "best_dev" if cfg.run.keep == "best_dev" and dev is not None else "last"
 
 
 @torch.no_grad()

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -120,6 +121,41 @@ def test_training_steps_and_checkpoint_round_trip(rendered_like, tmp_path):
     assert est.au17.shape == (17,) and 0.0 <= est.confidence <= 1.0
     au, conf = ann.predict(np.stack([crop, crop[::-1]]))
     assert au.shape == (2, 17) and conf.shape == (2,) and np.allclose(au[0], est.au17, atol=1e-5)
+
+
+def test_best_dev_keeps_the_checkpoint_with_the_best_dev_auc(rendered_like, tmp_path, monkeypatch):
+    """run.keep=best_dev: model.pt = the evaluation with the highest mean targeted dev AUC,
+    last.pt = the final weights. Dev AUCs are scripted (no real faces needed)."""
+    import annotate.cnn.train as train_mod
+
+    scores = iter([0.55, 0.71, 0.60])                     # evaluations at steps 2, 4, 6
+
+    def scripted(ema, val, dev, cfg):
+        score = next(scores)
+        return {"synth_mae": 1.0, "dev_auc": {e: score for e in train_mod.TARGETED}}
+
+    monkeypatch.setattr(train_mod, "load_dev", lambda cfg: SimpleNamespace(names=["a", "b"]))
+    monkeypatch.setattr(train_mod, "evaluate", scripted)
+    out = tmp_path / "run"
+    cfg = cfgmod.load(TrainConfig, None, TINY_MODEL + [
+        f"data.datasets=[{rendered_like}]", "data.load_size=40", "data.cache_dir=null",
+        "optim.steps=6", "optim.batch_size=4", "optim.threads=1", "run.eval_every=2",
+        f"run.out_dir={out}", "run.keep=best_dev"])
+    path = train_mod.train(cfg)
+    _, best = checkpoint.load(path)
+    _, last = checkpoint.load(out / "last.pt")
+    assert best["steps"] == 4 and best["selected_by"] == "best_dev"
+    assert last["steps"] == 6
+
+
+def test_dev_score_and_keep_validation():
+    from annotate.cnn.train import dev_score
+
+    m = {"dev_auc": {"happiness": 0.9, "surprise": 0.7, "sadness": 0.6, "anger": 0.4, "disgust": 0.0}}
+    assert dev_score(m) == pytest.approx(0.65)            # disgust is not targeted
+    assert dev_score({"synth_mae": 1.0}) == float("-inf")
+    with pytest.raises(cfgmod.ConfigError, match="run.keep"):
+        cfgmod.load(TrainConfig, None, ["run.keep=best"])
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
