@@ -8,7 +8,6 @@ marks them done), so a killed worker leaves nothing half-counted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import traceback
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from annotate.sources import face_id
 from aukit.crop import crop_box, crop_image
 from aukit.dataset import META
 from aukit.faces import Face, FaceAnalyzer, FaceConfig
+from aukit.hashing import file_sha1
 from aukit.imageio import ImageError, load_image_info
 from aukit.writer import DatasetWriter
 
@@ -65,7 +65,7 @@ def process_photo(state: WorkerState, task: Task) -> dict[str, Any]:
     rec: dict[str, Any] = {"source": task.rel, "size_bytes": task.size_bytes,
                            "mtime_ns": task.mtime_ns, "faces": []}
     try:
-        rec["sha1"] = _sha1(task.path)
+        rec["sha1"] = file_sha1(task.path)
         loaded = load_image_info(task.path, max_side=state.s.max_side)  # bad files first
         if task.split is None:
             return _skip(rec, "no-identity", "no identity for this image in the identity source")
@@ -132,14 +132,6 @@ def _do_face(state: WorkerState, task: Task, sha1: str, loaded: Any, face: Face,
         label["source_labels"] = task.source_labels
     state.writer.write_sample(sample_id, crop, label, arrays={"landmarks": lm_crop})
     return {**entry, "status": "accepted", "confidence": round(est.confidence, 4)}
-
-
-def _sha1(path: str) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _skip(rec: dict[str, Any], reason: str, detail: str) -> dict[str, Any]:

@@ -9,7 +9,6 @@ is given (the trainer's rule), and each source's kind from its dataset manifest
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from aukit.aus import to_unit
+from aukit.hashing import file_sha1
 from eval.testsets import SYNTHETIC, dataset_summary
 
 BASELINE = "no-edit"
@@ -61,14 +61,6 @@ def parse_checkpoint_arg(text: str) -> tuple[str, Path]:
     if name == BASELINE:
         raise ValueError(f"--checkpoint name {BASELINE!r} is reserved for the baseline row")
     return name, Path(path)
-
-
-def file_sha1(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def checkpoint_file(path: Path) -> Path:

@@ -19,6 +19,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from aukit.crop import CROP_LIFT, CROP_SCALE
+from aukit.hashing import file_sha1
 from aukit.landmarks import LM68
 
 DETECTED, CROP_RULE, NONE = "detected", "crop-rule", "none"
@@ -59,11 +60,7 @@ def require_file(path: Path, hint: str) -> Path:
 @lru_cache(maxsize=None)
 def file_digest(path: str) -> str:
     """Short sha1 of a model file: part of the cache key, so new weights never hit old entries."""
-    h = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:12]
+    return file_sha1(path)[:12]
 
 
 def landmark_digest(landmarks: np.ndarray | None) -> str:

@@ -22,7 +22,6 @@ Used by ``ausynth identities build`` and by ``ausynth render --identities PHOTOS
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from aukit import atomic
+from aukit.hashing import file_sha1
 
 MAX_RESIDUAL = 0.06        # RMS landmark residual / inter-ocular distance
 MAX_OUTSIDE = 0.2          # fraction of the crop-rule box outside the photo
@@ -67,14 +67,10 @@ def list_inputs(pattern: str) -> list[Path]:
 
 def input_key(path: Path | str) -> str:
     """20 hex digits of the sha1 of a file's bytes ("" if unreadable)."""
-    h = hashlib.sha1()
     try:
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
+        return file_sha1(path)[:20]
     except OSError:
         return ""
-    return h.hexdigest()[:20]
 
 
 def person_of(path: Path, mode: str) -> str | None:

@@ -55,8 +55,8 @@ from aukit.basis import FaceBasis
 from aukit.fitting import fit_landmarks, inter_ocular, neutral_allowance
 from aukit.meshops import geodesic_from, laplacian, smooth_fill, vertex_normals
 from synth.head import orient_outward
-from synth.identity.photo_file import (FORMAT, FORMAT_VERSION, PhotoIdentity, array_sha1,  # noqa: F401
-                                       file_sha1, load, read_meta, save)
+from synth.identity.photo_file import (FORMAT, FORMAT_VERSION, PhotoIdentity, load,  # noqa: F401
+                                       read_meta, save)
 from synth.identity.photo_light import eye_colours, fit_light
 from synth.identity.raster import depth_visible, interpolate, rasterize
 

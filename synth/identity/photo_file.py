@@ -8,7 +8,6 @@ re-exports these names.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,15 +140,4 @@ def read_meta(path: str) -> dict[str, Any]:
     with np.load(path, allow_pickle=False) as z:
         return json.loads(bytes(z["meta"]).decode())
 
-
-def file_sha1(path: str | Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def array_sha1(image: np.ndarray) -> str:
-    return hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()
 
