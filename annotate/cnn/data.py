@@ -100,7 +100,7 @@ def read_dataset_arrays(root: str | Path, size: int, cache_dir: str | Path | Non
     if not (root / META).is_dir():
         raise FileNotFoundError(f"{root} is not a rendered dataset (no {META}/ folder)")
     ids = finished_ids(root)
-    cache = _cache_path(root, size, len(ids), cache_dir)
+    cache = _cache_path(root, size, ids, cache_dir)
     if cache is not None and cache.is_file():
         with np.load(cache, allow_pickle=False) as z:
             return SynthArrays(*(z[f] for f in FIELDS))
@@ -118,11 +118,17 @@ def read_dataset_arrays(root: str | Path, size: int, cache_dir: str | Path | Non
     return arrays
 
 
-def _cache_path(root: Path, size: int, count: int, cache_dir: str | Path | None) -> Path | None:
+def _cache_path(root: Path, size: int, ids: list[str], cache_dir: str | Path | None) -> Path | None:
+    """Cache file for this folder's current samples. The key covers each label file's size
+    and modification time, so re-rendering a folder in place (same path, same count, e.g.
+    after a rig change) never trains on the old decoded arrays."""
     if cache_dir is None:
         return None
-    key = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
-    return Path(cache_dir) / f"{root.name}-{key}-{size}px-{count}.npz"
+    h = hashlib.sha1(str(root.resolve()).encode())
+    for sid in ids:
+        st = (root / META / f"{sid}.json").stat()
+        h.update(f"{sid}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return Path(cache_dir) / f"{root.name}-{h.hexdigest()[:12]}-{size}px-{len(ids)}.npz"
 
 
 def load_training_arrays(datasets: tuple[str, ...], size: int, cache_dir: str | None,

@@ -70,6 +70,22 @@ def test_reader_keeps_exact_labels_and_occlusion(rendered_like, tmp_path):
     assert np.array_equal(again.images, data.images) and np.array_equal(again.aus, data.aus)
 
 
+def test_reader_cache_follows_a_folder_rendered_again(tmp_path):
+    """Same path, same sample count, new content: the cache must not serve the old arrays."""
+    import os
+    import shutil
+
+    root = write_rendered_like(tmp_path / "data", seed=0)
+    first = read_dataset_arrays(root, 40, cache_dir=tmp_path / "cache", log=False)
+    shutil.rmtree(root)
+    write_rendered_like(root, seed=1)
+    for f in (root / "meta").glob("*.json"):          # a later render: newer files
+        os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+    second = read_dataset_arrays(root, 40, cache_dir=tmp_path / "cache", log=False)
+    assert not np.array_equal(first.aus, second.aus)
+    assert np.array_equal(second.aus, read_dataset_arrays(root, 40, cache_dir=None, log=False).aus)
+
+
 def test_augment_shapes_ranges_and_mirror():
     g = torch.Generator().manual_seed(0)
     imgs = torch.randint(0, 256, (6, 40, 40), dtype=torch.uint8)
