@@ -44,8 +44,10 @@ FACS_NAMES: dict[str, str] = {
 #: EMFACS-style prototypes (FACS 0-5 intensities of a clear, moderately strong display).
 #: Sources: Ekman & Friesen's EMFACS tables and Friesen & Ekman (1983); intensities chosen
 #: so that each prototype is unambiguous. The emotion names follow FER2013's classes.
+#: Happiness is the posed, parted-lip grin (6+12+25 at E/E/C-D): a closed-lip 6+12 smile
+#: is a different display from the broad grins that photo sets label "happy".
 EMOTION_PROTOTYPES: dict[str, dict[str, float]] = {
-    "happiness": {"AU06": 3.5, "AU12": 4.0, "AU25": 1.5},
+    "happiness": {"AU06": 4.0, "AU12": 5.0, "AU25": 3.0},
     "sadness": {"AU01": 3.5, "AU04": 2.5, "AU15": 3.5, "AU17": 1.5},
     "surprise": {"AU01": 4.0, "AU02": 4.0, "AU05": 3.5, "AU25": 3.0, "AU26": 3.5},
     "fear": {"AU01": 3.5, "AU02": 3.0, "AU04": 2.5, "AU05": 4.0, "AU07": 1.5, "AU20": 3.5,

@@ -201,8 +201,9 @@ class _Context:
         for h in handles:
             for i in self._ids(h):
                 if h.get("pls"):
-                    moves[int(i)] = pls_scale * pls_row[i]
-                    moves[int(self.mirror[i])] = pls_scale * pls_row[self.mirror[i]]
+                    w = pls_scale * np.asarray(h.get("pls_axes", (1.0, 1.0, 1.0)), dtype=np.float64)
+                    moves[int(i)] = w * pls_row[i]
+                    moves[int(self.mirror[i])] = w * pls_row[self.mirror[i]]
                 else:
                     m = np.asarray(h["move"], dtype=np.float64)
                     moves[int(i)] = m

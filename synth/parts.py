@@ -92,8 +92,8 @@ class Arch:
 
 def arches(lip_y: float, front_z: float) -> tuple[Arch, Arch]:
     """Upper and lower arches behind closed lips meeting at ``lip_y`` with inner-lip depth ``front_z``."""
-    return (Arch(front_z - 0.55, 0.32, lip_y + 1.0, lip_y - 0.12),
-            Arch(front_z - 0.72, 0.32, lip_y - 0.05, lip_y - 1.0))
+    return (Arch(front_z - 0.55, 0.32, lip_y + 1.0, lip_y - 0.25),
+            Arch(front_z - 0.72, 0.32, lip_y - 0.18, lip_y - 1.0))
 
 
 def teeth(arch: Arch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -105,7 +105,7 @@ def teeth(arch: Arch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     xs = np.unique(np.concatenate([-edges, edges, -(edges[:-1] + edges[1:]) / 2, (edges[:-1] + edges[1:]) / 2]))
     verts, tris = _strip(xs, arch.z, arch.y_top, arch.y_bottom)
     is_gap = np.isin(np.round(np.abs(xs), 3), np.round(edges[1:], 3))
-    shade = np.where(np.concatenate([is_gap, is_gap]), 0.55, 1.0)
+    shade = np.where(np.concatenate([is_gap, is_gap]), 0.85, 1.0)
     return verts, tris, shade
 
 

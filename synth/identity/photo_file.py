@@ -19,7 +19,7 @@ import numpy as np
 from aukit import atomic
 
 FORMAT = "ausynth-photo-identity"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,56 @@ def test_mouth_aus(basis):
     assert w(move(basis, "AU23")) < w(np.zeros((478, 3))) - 0.2   # lips narrowed
 
 
+def test_smile_curves_up_and_keeps_the_lips_in_front_of_the_teeth(basis):
+    """AU12 at 5: corners rise well above the mid-lips (a curve, not a raised flat mouth),
+    and the mid-lips stay in front of the dental arches (the PLS row alone pushed them
+    ~1 cm back, through the teeth)."""
+    from synth import parts
+
+    au12 = move(basis, "AU12")
+    assert au12[CORNER, 1] > 3 * max(au12[LIP_UP, 1], au12[LIP_LO, 1], 0.05)
+    lip_y = 0.5 * (basis.neutral[LIP_UP, 1] + basis.neutral[LIP_LO, 1])
+    front_z = 0.5 * (basis.neutral[LIP_UP, 2] + basis.neutral[LIP_LO, 2])
+    upper, lower = parts.arches(lip_y, front_z)
+    smiled = basis.neutral + au12
+    for v, arch in ((LIP_UP, upper), (LIP_LO, lower), (0, upper), (17, lower)):
+        assert smiled[v, 2] > arch.z(smiled[v, 0]) + 0.1, f"vertex {v} behind the teeth"
+
+
+def test_lips_part_showing_the_upper_teeth(basis):
+    """AU25 lifts the upper lip over the incisor edge (below ``lip_y``), as in a parted-lip smile."""
+    from synth import parts
+
+    f = move(basis, "AU25", 3.0)
+    lip_y = 0.5 * (basis.neutral[LIP_UP, 1] + basis.neutral[LIP_LO, 1])
+    upper, _ = parts.arches(lip_y, basis.neutral[LIP_UP, 2])
+    lip_lo = basis.neutral[LIP_LO, 1] + f[LIP_LO, 1]
+    shown = (basis.neutral[LIP_UP, 1] + f[LIP_UP, 1]) - max(upper.y_bottom, lip_lo)
+    assert shown > 0.4                                  # cm of upper incisor in view
+    thinning = f[17, 1] - f[LIP_LO, 1]                  # outer minus inner lower-lip drop
+    assert abs(thinning) < 0.05                         # the lower lip keeps its thickness
+
+
+def test_per_handle_pls_axes_reweight_the_pls_row():
+    """A handle's ``pls_axes`` scales that handle's PLS displacement per axis."""
+    from aukit import basis as bmod
+
+    res = bmod.feat_resources()
+    import yaml
+    from importlib import resources as ilr
+
+    rec = yaml.safe_load(ilr.files("assets").joinpath(bmod.ASSET_FILE).read_text())
+    au12 = dict(rec["aus"]["AU12"])
+    au12["handles"] = [{"ids": [61], "pls": True}]
+    flat = dict(au12, handles=[{"ids": [61], "pls": True, "pls_axes": [1.0, 1.0, 0.0]}])
+    full = bmod._build(res, {**rec, "aus": {**rec["aus"], "AU12": au12}})
+    zeroed = bmod._build(res, {**rec, "aus": {**rec["aus"], "AU12": flat}})
+    k = RIG_AUS.index("AU12")
+    assert abs(full.au_fields[k][61, 2]) > 0.05
+    assert abs(zeroed.au_fields[k][61, 2]) < 1e-9
+    np.testing.assert_allclose(zeroed.au_fields[k][61, :2], full.au_fields[k][61, :2], atol=1e-9)
+
+
 def test_lips_part_only_for_opening_aus(basis):
     up, lo = list(lmk.INNER_UPPER_LIP[1:-1]), list(lmk.INNER_LOWER_LIP[1:-1])
     def opening(au):
