@@ -14,6 +14,14 @@ Outputs (all per sample):
 * ``pose``: (B, 3) yaw, pitch, roll / 45 deg (auxiliary task: makes pose explicit, so it is
   less likely to leak into AU estimates).
 
+With ``regions`` the network reads each AU only where FACS says it shows: the upper-face
+AUs (brows, lids, cheeks, nose: :data:`UPPER_AUS`) from the crop's top rows
+(``[0, UPPER_END)``), the others from its bottom rows (``[LOWER_START, 1)``), through the
+same backbone run twice. Why: rendered expressions co-occur in prototype patterns, and a
+whole-face network learns them as shortcuts (an open mouth lowered its brow and lid AUs,
+so real open-mouthed anger scored *below* neutral on AU04/AU07); with the mouth masked out the
+same network ranked anger far better (docs/annotators.md).
+
 Width and depth come from :class:`ModelConfig`; the preset is sized for CPU training.
 """
 
@@ -42,6 +50,7 @@ class ModelConfig:
     dropout: float = 0.2
     input_norm: Literal["global", "local"] = "global"
     local_sigma: float = 0.06
+    regions: bool = False
 
     def __post_init__(self) -> None:
         check(32 <= self.image_size <= 256, f"model.image_size must be in [32, 256], got {self.image_size}")
@@ -52,6 +61,13 @@ class ModelConfig:
         check(all(b >= 1 for b in self.blocks), "model.blocks must be >= 1 each")
         check(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
         check(0.01 <= self.local_sigma <= 0.5, f"model.local_sigma must be in [0.01, 0.5], got {self.local_sigma}")
+
+
+#: AUs read from the upper face when ``ModelConfig.regions`` (the rest from the lower face).
+UPPER_AUS: tuple[str, ...] = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU07", "AU09", "AU43", "AU45")
+#: Region bounds as fractions of the crop side (the shared crop rule puts the eyes at ~0.28,
+#: the nose tip at ~0.56 and the mouth at ~0.71 of the side in 90% of real photos).
+UPPER_END, LOWER_START = 0.60, 0.50
 
 
 class Block(nn.Module):
@@ -86,19 +102,38 @@ class AUNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.drop = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(cin, len(RIG_AUS) + 1 + 3)
+        n = len(RIG_AUS)
+        if cfg.regions:
+            up = [RIG_AUS.index(a) for a in UPPER_AUS]
+            self.register_buffer("up_idx", torch.tensor(up), persistent=False)
+            self.register_buffer("lo_idx", torch.tensor([k for k in range(n) if k not in up]), persistent=False)
+            self.head_up = nn.Linear(cin, len(up))
+            self.head_lo = nn.Linear(cin, n - len(up))
+            self.head_aux = nn.Linear(2 * cin, 1 + 3)
+        else:
+            self.head = nn.Linear(cin, n + 1 + 3)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``x``: (B, 1, S, S) grayscale in [0, 1] -> dict of outputs (see module docstring)."""
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
         if self.cfg.input_norm == "local":
             x = local_contrast(x, self.cfg.local_sigma * x.shape[-1])
         else:
             x = standardise(x)
-        h = self.drop(self.pool(self.features(x.contiguous(memory_format=torch.channels_last))).flatten(1))
-        out = self.head(h)
+        return self.drop(self.pool(self.features(x.contiguous(memory_format=torch.channels_last))).flatten(1))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``x``: (B, 1, S, S) grayscale in [0, 1] -> dict of outputs (see module docstring)."""
         n = len(RIG_AUS)
-        return {"aus": FACS_MAX * torch.sigmoid(out[:, :n]), "visible": out[:, n],
-                "pose": out[:, n + 1:n + 4]}
+        if not self.cfg.regions:
+            out = self.head(self._embed(x))
+            return {"aus": FACS_MAX * torch.sigmoid(out[:, :n]), "visible": out[:, n],
+                    "pose": out[:, n + 1:n + 4]}
+        side = x.shape[-2]
+        h_up = self._embed(x[..., :round(UPPER_END * side), :])
+        h_lo = self._embed(x[..., round(LOWER_START * side):, :])
+        logits = x.new_zeros((x.shape[0], n))
+        logits = logits.index_copy(1, self.up_idx, self.head_up(h_up)).index_copy(1, self.lo_idx, self.head_lo(h_lo))
+        aux = self.head_aux(torch.cat([h_up, h_lo], 1))
+        return {"aus": FACS_MAX * torch.sigmoid(logits), "visible": aux[:, 0], "pose": aux[:, 1:4]}
 
 
 def standardise(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:

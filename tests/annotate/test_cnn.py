@@ -86,6 +86,37 @@ def test_reader_cache_follows_a_folder_rendered_again(tmp_path):
     assert np.array_equal(second.aus, read_dataset_arrays(root, 40, cache_dir=None, log=False).aus)
 
 
+def test_region_model_reads_upper_aus_from_the_upper_face_only():
+    """With ``model.regions`` the brow/lid AUs cannot see the mouth (and vice versa)."""
+    from annotate.cnn.model import LOWER_START, UPPER_AUS, UPPER_END, AUNet, ModelConfig
+
+    torch.manual_seed(0)
+    net = AUNet(ModelConfig(image_size=40, stem=8, widths=(8, 8), blocks=(1, 1), regions=True)).eval()
+    x = torch.rand(3, 1, 40, 40)
+    up = [RIG_AUS.index(a) for a in UPPER_AUS]
+    lo = [k for k in range(len(RIG_AUS)) if k not in up]
+    mouth, brows = x.clone(), x.clone()
+    mouth[..., round(UPPER_END * 40):, :] = torch.rand(3, 1, 40 - round(UPPER_END * 40), 40)
+    brows[..., :round(LOWER_START * 40), :] = torch.rand(3, 1, round(LOWER_START * 40), 40)
+    with torch.no_grad():
+        base, m, b = net(x)["aus"], net(mouth)["aus"], net(brows)["aus"]
+    assert torch.allclose(base[:, up], m[:, up]) and not torch.allclose(base[:, lo], m[:, lo])
+    assert torch.allclose(base[:, lo], b[:, lo]) and not torch.allclose(base[:, up], b[:, up])
+
+
+def test_region_model_trains_and_round_trips(rendered_like, tmp_path):
+    out = tmp_path / "run"
+    cfg = cfgmod.load(TrainConfig, None, TINY_MODEL + [
+        f"data.datasets=[{rendered_like}]", "data.load_size=40", "data.cache_dir=null", "model.regions=true",
+        "optim.steps=3", "optim.batch_size=4", "optim.threads=1", "run.eval_every=3", f"run.out_dir={out}"])
+    model, _ = checkpoint.load(train(cfg))
+    assert model.cfg.regions
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        a, b = model(x)["aus"], model(x)["aus"]
+    assert a.shape == (2, len(RIG_AUS)) and torch.equal(a, b)
+
+
 def test_augment_shapes_ranges_and_mirror():
     g = torch.Generator().manual_seed(0)
     imgs = torch.randint(0, 256, (6, 40, 40), dtype=torch.uint8)
