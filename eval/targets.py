@@ -33,7 +33,7 @@ class Target:
 
     @property
     def label(self) -> str:
-        """Short description, e.g. ``AU12=3`` or ``happiness (AU06=3.5 AU12=4 AU25=1.5)``."""
+        """Short description, e.g. ``AU12=3`` or ``happiness (AU06=4 AU12=5 AU25=3)``."""
         if self.kind == "au":
             return f"{self.name}={self.intensity:g}"
         parts = " ".join(f"{a}={v:g}" for a, v in zip(GANIMATION_AUS, self.aus) if v > 0)

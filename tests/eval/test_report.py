@@ -32,8 +32,11 @@ def test_html_is_self_contained_with_tables_plots_and_grids(report):
     assert "&#9733;" in html and 'class="best"' in html     # best cell per column marked
     assert len(re.findall(r'src="data:image/png;base64,', html)) >= 10
     assert not re.search(r'(src|href)="(https?:|file:|/)', html)  # nothing loaded from elsewhere
+    from aukit.aus import EMOTION_PROTOTYPES
+
+    proto = " ".join(f"{a}={v:g}" for a, v in sorted(EMOTION_PROTOTYPES["happiness"].items()))
     for text in ("fer2013-minixception-penultimate-128", "emotion prototypes", "AU sweeps",
-                 "Package versions", "training config of tiny", "happiness (AU06=3.5 AU12=4 AU25=1.5)"):
+                 "Package versions", "training config of tiny", f"happiness ({proto})"):
         assert text in html, text
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aukit.aus import GANIMATION_AUS
+from aukit.aus import EMOTION_PROTOTYPES, GANIMATION_AUS
 from aukit.crop import crop_box
 from train import edit
 from train.config import load_config, with_sources
@@ -63,8 +63,9 @@ def run(*argv: str) -> int:
 def test_target_aus_from_emotion_and_assignments(capsys):
     v = edit.target_aus("AU12=2", "happiness")
     idx = {a: i for i, a in enumerate(GANIMATION_AUS)}
-    assert v[idx["AU06"]] == 3.5 and v[idx["AU12"]] == 2.0 and v[idx["AU25"]] == 1.5
-    assert v.sum() == 3.5 + 2.0 + 1.5  # everything else neutral
+    proto = EMOTION_PROTOTYPES["happiness"]   # the prototype, with AU12 overridden
+    assert v[idx["AU06"]] == proto["AU06"] and v[idx["AU12"]] == 2.0 and v[idx["AU25"]] == proto["AU25"]
+    assert v.sum() == proto["AU06"] + 2.0 + proto["AU25"]  # everything else neutral
     edit.target_aus(None, "anger")  # AU24 is not a GANimation AU
     assert "no AU24" in capsys.readouterr().err
     with pytest.raises(edit.EditError, match="unknown emotion"):
