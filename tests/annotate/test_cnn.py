@@ -229,3 +229,17 @@ def test_reader_parses_real_renders(tmp_path):
     assert len(data) == 4 and data.images.shape[1:] == (40, 40)
     assert np.all((data.aus >= 0) & (data.aus <= 5)) and np.all((data.visible >= 0) & (data.visible <= 1))
     assert np.all(np.abs(data.pose) <= 90)
+
+
+@pytest.mark.parametrize("name", ["cnn-render.yaml", "cnn-render-photo.yaml"])
+def test_shipped_render_configs_load(name):
+    """The annotator's render configs are valid ``ausynth render`` configs."""
+    from synth.config import SynthConfig
+
+    cfg = cfgmod.load(SynthConfig, Path(__file__).resolve().parents[2] / "configs" / "annotate" / name)
+    assert cfg.output.size == 128 and cfg.identity.photo_fraction >= 0.0
+
+
+def test_shipped_cnn_preset_loads_with_the_region_model():
+    cfg = cfgmod.load(TrainConfig, Path(__file__).resolve().parents[2] / "configs" / "annotate" / "cnn-cpu.yaml")
+    assert cfg.model.regions and cfg.run.keep == "best_dev" and len(cfg.data.datasets) == 2
