@@ -28,6 +28,15 @@ def node_tree(mat):
     return mat.node_tree
 
 
+def empty_material(new: NewBlock, name: str):
+    """A new material with a cleared node tree and its output node:
+    ``(material, nodes, links, output node)``."""
+    mat = new(bpy.data.materials, name)
+    tree = node_tree(mat)
+    tree.nodes.clear()
+    return mat, tree.nodes, tree.links, tree.nodes.new("ShaderNodeOutputMaterial")
+
+
 def world_colour_socket(world):
     """The world's background colour input (strength fixed at 1)."""
     tree = world.node_tree
@@ -64,23 +73,16 @@ def _blend_mode(mat, engine: str, mode: str) -> None:
 
 def culled_material(new: NewBlock, engine: str):
     """Fully transparent: the inside-out shells a view sees from behind."""
-    mat = new(bpy.data.materials, "culled")
-    tree = node_tree(mat)
-    tree.nodes.clear()
-    out = tree.nodes.new("ShaderNodeOutputMaterial")
-    clear = tree.nodes.new("ShaderNodeBsdfTransparent")
-    tree.links.new(clear.outputs[0], out.inputs["Surface"])
+    mat, nodes, links, out = empty_material(new, "culled")
+    clear = nodes.new("ShaderNodeBsdfTransparent")
+    links.new(clear.outputs[0], out.inputs["Surface"])
     _blend_mode(mat, engine, "BLENDED")
     return mat
 
 
 def cornea_material(new: NewBlock, engine: str):
     """The wet cornea: Fresnel mix of clear and a sharp gloss (the eye's catchlight)."""
-    mat = new(bpy.data.materials, "cornea")
-    tree = node_tree(mat)
-    n, links = tree.nodes, tree.links
-    n.clear()
-    out = n.new("ShaderNodeOutputMaterial")
+    mat, n, links, out = empty_material(new, "cornea")
     mix = n.new("ShaderNodeMixShader")
     fres = n.new("ShaderNodeFresnel")
     fres.inputs["IOR"].default_value = CORNEA_IOR
@@ -118,11 +120,7 @@ def part_material(new: NewBlock, part, image, engine: str, subsurface: str):
     """Principled material of one part -> ``(material, principled node)``. ``image``: the
     face texture when the part is textured. A ``photo`` mix node switches per sample to
     the flat photo shading of photo identities."""
-    mat = new(bpy.data.materials, f"{part.name}")
-    tree = node_tree(mat)
-    nodes, links = tree.nodes, tree.links
-    nodes.clear()
-    out = nodes.new("ShaderNodeOutputMaterial")
+    mat, nodes, links, out = empty_material(new, part.name)
     bsdf = nodes.new("ShaderNodeBsdfPrincipled")
     attr = nodes.new("ShaderNodeAttribute")
     attr.attribute_name = "Col"

@@ -116,12 +116,13 @@ def test_lips_part_showing_the_upper_teeth(basis):
 
 def test_per_handle_pls_axes_reweight_the_pls_row():
     """A handle's ``pls_axes`` scales that handle's PLS displacement per axis."""
+    from importlib import resources as ilr
+
+    import yaml
+
     from aukit import basis as bmod
 
     res = bmod.feat_resources()
-    import yaml
-    from importlib import resources as ilr
-
     rec = yaml.safe_load(ilr.files("assets").joinpath(bmod.ASSET_FILE).read_text())
     au12 = dict(rec["aus"]["AU12"])
     au12["handles"] = [{"ids": [61], "pls": True}]
