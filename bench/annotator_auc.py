@@ -67,7 +67,7 @@ def run_annotator(name: str, faces: FaceSet, options: dict[str, Any]) -> dict[st
     n = len(faces.names)
     au17, conf, ok = np.zeros((n, len(GANIMATION_AUS)), np.float32), np.zeros(n, np.float32), np.ones(n, bool)
     if hasattr(ann, "predict"):            # batched path (synthetic-cnn): same numbers, faster
-        au17, conf = ann.predict(faces.crops)
+        au17, conf = ann.predict(faces.crops, faces.landmarks)
     else:
         for i in range(n):
             try:

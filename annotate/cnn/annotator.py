@@ -5,7 +5,9 @@ The network (:mod:`annotate.cnn.model`) is trained on rendered faces only
 RGB crop (any size, cut by the shared crop rule) -> grayscale -> ``image_size`` ->
 per-image standardisation -> network, averaged with its mirror image (the rig's AUs are
 bilateral) -> 22 rig AUs -> 17 GANimation AUs (:func:`aukit.aus.rig_to_ganimation`: the
-AU45 column carries the eyelid closure, ``max(AU43, AU45)``).
+AU45 column carries the eyelid closure, ``max(AU43, AU45)``). A checkpoint with a landmark
+branch (:mod:`annotate.cnn.geometry`, also fitted on renders only) blends its AUs from the
+face's MediaPipe landmarks in, per AU, with the weights stored beside it.
 
 ``confidence`` = predicted unoccluded face fraction x a pose factor (1 up to 30 deg of
 predicted yaw, falling linearly to 0 at 70 deg), in [0, 1].
@@ -42,13 +44,14 @@ class SyntheticCNNAnnotator:
     def __init__(self, checkpoint: str | os.PathLike | None = None, tta: bool = True, threads: int = 1):
         import torch
 
-        from annotate.cnn.checkpoint import CheckpointError, load
+        from annotate.cnn.checkpoint import CheckpointError, load, load_landmark_head
 
         self.path = resolve_checkpoint(checkpoint)
         if not self.path.is_file():
             raise AnnotatorUnavailable(f"synthetic-cnn: no checkpoint at {self.path}; {HOW_TO_TRAIN}")
         try:
             self.model, self.train_info = load(self.path)
+            self.branch = load_landmark_head(self.path)
         except CheckpointError as exc:
             raise AnnotatorUnavailable(f"synthetic-cnn: {exc}") from exc
         self.tta = tta
@@ -56,16 +59,26 @@ class SyntheticCNNAnnotator:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "checkpoint": str(self.path), "tta_mirror": self.tta,
+                "landmark_branch": self.branch is not None,
                 "image_size": self.model.cfg.image_size, "trained": {k: self.train_info.get(k) for k in
                                                                      ("steps", "minutes", "datasets", "samples")}}
 
     def annotate(self, face: FaceSample) -> AUEstimate:
-        au17, conf = self.predict(face.crop[None])
+        au17, conf = self.predict(face.crop[None], face.landmarks[None])
         return AUEstimate(au17[0], float(conf[0]))
 
-    def predict(self, crops: np.ndarray, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 (N, H, W, 3) RGB crops -> (float32 (N, 17) AUs 0-5, float32 (N,) confidence)."""
-        return predict_crops(self.model, crops, self.tta, batch)
+    def predict(self, crops: np.ndarray, landmarks: np.ndarray | None = None,
+                batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (N, H, W, 3) RGB crops and, for a checkpoint with a landmark branch, their
+        float (N, 478, 3) MediaPipe landmarks (crop pixels) -> (float32 (N, 17) AUs 0-5,
+        float32 (N,) confidence). Without ``landmarks`` only the CNN answers."""
+        au17, conf = predict_crops(self.model, crops, self.tta, batch)
+        if self.branch is not None and landmarks is not None and len(au17):
+            from annotate.cnn.geometry import fuse
+
+            head, weight = self.branch
+            au17 = fuse(au17, head.predict(landmarks), weight)
+        return au17, conf
 
 
 def predict_crops(model: Any, crops: np.ndarray, tta: bool = True,

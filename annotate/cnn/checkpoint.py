@@ -3,7 +3,9 @@
 Format (a dict): ``format`` = :data:`FORMAT`, ``version``, ``model_config`` (the
 :class:`~annotate.cnn.model.ModelConfig` as a dict), ``rig_aus`` (output order),
 ``state_dict`` (the EMA weights), ``train`` (JSON-ready summary: config, steps, minutes,
-metrics). Written to a temporary name and renamed, so a killed run never leaves a torn file.
+metrics); optionally ``landmark_head`` (the landmark branch's arrays as float64 tensors,
+:class:`~annotate.cnn.geometry.LandmarkHead`) and ``cnn_weight`` (17,) its per-AU fusion
+weights. Written to a temporary name and renamed, so a killed run never leaves a torn file.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from annotate.cnn.geometry import LandmarkHead
 from annotate.cnn.model import AUNet, ModelConfig
 from aukit.aus import RIG_AUS
 from aukit.config import from_dict, to_dict
@@ -33,15 +37,50 @@ def save(path: str | Path, model: AUNet, train_info: dict[str, Any]) -> Path:
     payload = {"format": FORMAT, "version": VERSION, "model_config": to_dict(model.cfg),
                "rig_aus": list(RIG_AUS), "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
                "train": train_info}
+    return _write(path, payload)
+
+
+def attach_landmark_head(path: str | Path, head: LandmarkHead, cnn_weight: np.ndarray,
+                         info: dict[str, Any]) -> Path:
+    """Add (or replace) the landmark branch and its fusion weights in the checkpoint at
+    ``path``; ``info`` is merged into its training summary under ``"landmarks"``."""
+    path = Path(path)
+    ckpt = _read(path)
+    ckpt["landmark_head"] = {k: torch.from_numpy(v) for k, v in head.to_arrays().items()}
+    ckpt["cnn_weight"] = torch.as_tensor(np.asarray(cnn_weight, np.float64))
+    ckpt["train"] = {**ckpt.get("train", {}), "landmarks": info}
+    return _write(path, ckpt)
+
+
+def load_landmark_head(path: str | Path) -> tuple[LandmarkHead, np.ndarray] | None:
+    """The landmark branch and its per-AU CNN weights (17,) stored in ``path``, or None."""
+    ckpt = _read(Path(path))
+    if "landmark_head" not in ckpt:
+        return None
+    try:
+        head = LandmarkHead.from_arrays({k: v.numpy() for k, v in ckpt["landmark_head"].items()})
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: bad landmark head: {exc}") from exc
+    return head, ckpt["cnn_weight"].numpy()
+
+
+def load(path: str | Path) -> tuple[AUNet, dict[str, Any]]:
+    """The model (eval mode, CPU) and the training summary stored in ``path``."""
+    ckpt = _read(Path(path))
+    model = AUNet(from_dict(ModelConfig, ckpt["model_config"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval(), ckpt.get("train", {})
+
+
+def _write(path: Path, payload: dict[str, Any]) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(payload, tmp)
     tmp.replace(path)
     return path
 
 
-def load(path: str | Path) -> tuple[AUNet, dict[str, Any]]:
-    """The model (eval mode, CPU) and the training summary stored in ``path``."""
-    path = Path(path)
+def _read(path: Path) -> dict[str, Any]:
+    """The checked payload of an AU-CNN checkpoint."""
     if not path.is_file():
         raise CheckpointError(f"AU-CNN checkpoint not found: {path}")
     try:
@@ -52,6 +91,4 @@ def load(path: str | Path) -> tuple[AUNet, dict[str, Any]]:
         raise CheckpointError(f"{path} is not an AU-CNN checkpoint (format {FORMAT!r} expected)")
     if ckpt.get("version") != VERSION or list(ckpt.get("rig_aus", ())) != list(RIG_AUS):
         raise CheckpointError(f"{path}: checkpoint version/AU order does not match this code")
-    model = AUNet(from_dict(ModelConfig, ckpt["model_config"]))
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval(), ckpt.get("train", {})
+    return ckpt

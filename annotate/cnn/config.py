@@ -1,7 +1,7 @@
 """Training configuration of the ``synthetic-cnn`` annotator (frozen, via :mod:`aukit.config`).
 
 YAML keys are the field names (sections ``data``, ``model``, ``augment``, ``optim``,
-``run``); ``--set section.key=value`` overrides. Units: intensities on the FACS 0-5 scale
+``run``, ``landmarks``); ``--set section.key=value`` overrides. Units: intensities on the FACS 0-5 scale
 unless a field says otherwise; sizes in pixels; angles in degrees.
 """
 
@@ -123,12 +123,36 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class LandmarkConfig:
+    """The landmark branch (:mod:`annotate.cnn.geometry`), fitted after the CNN on the
+    MediaPipe landmarks of the same renders' train split. ``n_components``: principal axes
+    of the aligned shapes; ``alpha``: ridge penalty; ``max_occluded``: renders hidden by more
+    than this face fraction are left out. ``fusion``: ``"dev"`` picks the CNN/landmark weight
+    per key AU on the real-face dev half (needs ``data.dev_cache``), ``"even"`` uses 0.5.
+    ``workers``: processes running MediaPipe on the renders (cached once per folder)."""
+
+    enabled: bool = False
+    n_components: int = 30
+    alpha: float = 1.0
+    max_occluded: float = 0.05
+    fusion: str = "dev"
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        check(1 <= self.n_components <= 900, "landmarks.n_components must be in [1, 900]")
+        check(self.alpha >= 0 and 0.0 <= self.max_occluded <= 1.0, "landmarks.alpha >= 0, max_occluded in [0, 1]")
+        check(self.fusion in ("dev", "even"), f"landmarks.fusion must be 'dev' or 'even', got {self.fusion!r}")
+        check(self.workers >= 1, "landmarks.workers must be >= 1")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    landmarks: LandmarkConfig = field(default_factory=LandmarkConfig)
 
     def __post_init__(self) -> None:
         check(self.data.load_size >= self.model.image_size,

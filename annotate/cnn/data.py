@@ -124,11 +124,16 @@ def _cache_path(root: Path, size: int, ids: list[str], cache_dir: str | Path | N
     after a rig change) never trains on the old decoded arrays."""
     if cache_dir is None:
         return None
+    return Path(cache_dir) / f"{folder_key(root, ids)}-{size}px-{len(ids)}.npz"
+
+
+def folder_key(root: Path, ids: list[str]) -> str:
+    """``<folder name>-<12 hex>``: changes whenever a finished sample's label file does."""
     h = hashlib.sha1(str(root.resolve()).encode())
     for sid in ids:
         st = (root / META / f"{sid}.json").stat()
         h.update(f"{sid}:{st.st_size}:{st.st_mtime_ns};".encode())
-    return Path(cache_dir) / f"{root.name}-{h.hexdigest()[:12]}-{size}px-{len(ids)}.npz"
+    return f"{root.name}-{h.hexdigest()[:12]}"
 
 
 def load_training_arrays(datasets: tuple[str, ...], size: int, cache_dir: str | None,

@@ -40,6 +40,8 @@ def build_parser(prog: str = "python -m annotate.cnn.train") -> argparse.Argumen
     p.add_argument("--config", help="YAML preset (e.g. configs/annotate/cnn-cpu.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--landmarks-only", action="store_true",
+                   help="skip CNN training: fit the landmark branch and add it to <run.out_dir>/model.pt")
     return p
 
 
@@ -156,7 +158,39 @@ def train(cfg: TrainConfig) -> Path:
         if stop:
             break
     log.close()
+    if cfg.landmarks.enabled:
+        fit_landmark_branch(cfg, out / "model.pt", dev)
     return out / "model.pt"
+
+
+def fit_landmark_branch(cfg: TrainConfig, path: Path, dev: Any) -> dict[str, Any]:
+    """Fit the landmark branch (:mod:`annotate.cnn.geometry`) on the renders' MediaPipe
+    landmarks, choose its per-AU fusion weights, and add both to the checkpoint ``path``."""
+    from annotate.cnn import geometry
+    from annotate.cnn.annotator import predict_crops
+    from annotate.cnn.render_landmarks import training_landmarks
+    from annotate.evalset import emotion_aucs
+
+    t0 = time.time()
+    model, _ = checkpoint.load(path)              # fail before minutes of MediaPipe, not after
+    lm, au17 = training_landmarks(cfg.data.datasets, cfg.data.cache_dir, cfg.landmarks.max_occluded,
+                                  cfg.landmarks.workers)
+    head = geometry.fit_head(lm, au17, cfg.landmarks.n_components, cfg.landmarks.alpha)
+    weight = np.full(len(geometry.GANIMATION_AUS), 0.5)
+    info: dict[str, Any] = {"renders": len(lm), "fusion": cfg.landmarks.fusion}
+    if cfg.landmarks.fusion == "dev" and dev is None:
+        info["fusion"] = "even (no data.dev_cache to choose on)"
+    elif dev is not None:
+        cnn17, lm17 = predict_crops(model, dev.crops)[0], head.predict(dev.landmarks)
+        if cfg.landmarks.fusion == "dev":
+            weight = geometry.search_weights(cnn17, lm17, dev.emotion, TARGETED)
+        for name, au in (("cnn", cnn17), ("landmarks", lm17), ("fused", geometry.fuse(cnn17, lm17, weight))):
+            info[f"dev_auc_{name}"] = {k: round(v["auc"], 4) for k, v in emotion_aucs(au, dev.emotion).items()}
+    info["cnn_weight"] = {a: float(w) for a, w in zip(geometry.GANIMATION_AUS, weight)}
+    info["minutes"] = round((time.time() - t0) / 60, 2)
+    checkpoint.attach_landmark_head(path, head, weight, info)
+    print(json.dumps({"landmark_branch": info}), flush=True)
+    return info
 
 
 #: emotions whose dev AUC selects a checkpoint (disgust is reported, not targeted)
@@ -201,7 +235,15 @@ def main(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(cfgmod.dump_yaml(cfg), end="")
         return 0
-    path = train(cfg)
+    if args.landmarks_only:
+        path = Path(cfg.run.out_dir) / "model.pt"
+        try:
+            fit_landmark_branch(cfg, path, load_dev(cfg))
+        except (checkpoint.CheckpointError, FileNotFoundError, ValueError) as exc:
+            print(f"error: {exc}")
+            return 2
+    else:
+        path = train(cfg)
     print(f"wrote {path}")
     return 0
 
