@@ -8,6 +8,10 @@ MAE per AU and, if ``data.dev_cache`` is set, the emotion AUCs on the real-face 
 which is for tuning only: the reported AUCs come from ``bench/annotator_auc.py`` on the
 identity-disjoint *test* split).
 
+With ``landmarks.enabled`` the landmark branch (:mod:`annotate.cnn.geometry`) is then fitted
+on the same renders' MediaPipe landmarks and stored in ``model.pt`` with its per-AU blend;
+``--landmarks-only`` does only that, for an already trained ``model.pt``.
+
 Loss: per-AU squared error on the 0-1 scale (FACS / 5), weighted by how much of each AU's
 region is visible (``au_occlusion`` of the render), plus small auxiliary terms for the
 unoccluded face fraction (BCE) and the head pose (MSE, degrees / 45).
