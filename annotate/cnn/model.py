@@ -51,6 +51,7 @@ class ModelConfig:
     input_norm: Literal["global", "local"] = "global"
     local_sigma: float = 0.06
     regions: bool = False
+    mixstyle: float = 0.0     # probability of MixStyle after the stem and each of the first two stages
 
     def __post_init__(self) -> None:
         check(32 <= self.image_size <= 256, f"model.image_size must be in [32, 256], got {self.image_size}")
@@ -61,6 +62,7 @@ class ModelConfig:
         check(all(b >= 1 for b in self.blocks), "model.blocks must be >= 1 each")
         check(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
         check(0.01 <= self.local_sigma <= 0.5, f"model.local_sigma must be in [0.01, 0.5], got {self.local_sigma}")
+        check(0.0 <= self.mixstyle <= 1.0, f"model.mixstyle must be in [0, 1], got {self.mixstyle}")
 
 
 #: AUs read from the upper face when ``ModelConfig.regions`` (the rest from the lower face).
@@ -86,6 +88,30 @@ class Block(nn.Module):
         return self.act(self.body(x) + self.skip(x))
 
 
+class MixStyle(nn.Module):
+    """MixStyle (Zhou et al., ICLR 2021), training only: with probability ``p`` per batch,
+    each sample's per-channel feature mean and std are mixed with another sample's
+    (weight ~ Beta(alpha, alpha)). Why: early-layer feature statistics carry image style
+    (skin texture, shading, rendering), so mixing them makes the AU heads lean on shape
+    instead; a domain-generalisation trick for the render-to-photo gap. No parameters."""
+
+    def __init__(self, p: float, alpha: float = 0.1, eps: float = 1e-6):
+        super().__init__()
+        self.p, self.alpha, self.eps = p, alpha, eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or x.shape[0] < 2 or torch.rand(()) >= self.p:
+            return x
+        mu = x.mean(dim=(2, 3), keepdim=True)
+        sig = (x.var(dim=(2, 3), keepdim=True) + self.eps).sqrt()
+        mu, sig = mu.detach(), sig.detach()
+        lam = torch.distributions.Beta(self.alpha, self.alpha).sample((x.shape[0], 1, 1, 1)).to(x)
+        perm = torch.randperm(x.shape[0], device=x.device)
+        mix_mu = lam * mu + (1 - lam) * mu[perm]
+        mix_sig = lam * sig + (1 - lam) * sig[perm]
+        return (x - mu) / sig * mix_sig + mix_mu
+
+
 class AUNet(nn.Module):
     """Grayscale crop -> rig AUs (0-5), visibility logit, pose (see module docstring)."""
 
@@ -95,7 +121,9 @@ class AUNet(nn.Module):
         layers: list[nn.Module] = [nn.Conv2d(1, cfg.stem, 3, 2, 1, bias=False), nn.BatchNorm2d(cfg.stem),
                                    nn.ReLU(inplace=True)]
         cin = cfg.stem
-        for width, n in zip(cfg.widths, cfg.blocks):
+        for stage, (width, n) in enumerate(zip(cfg.widths, cfg.blocks)):
+            if cfg.mixstyle and stage <= 2:
+                layers.append(MixStyle(cfg.mixstyle))
             for k in range(n):
                 layers.append(Block(cin, width, 2 if k == 0 else 1))
                 cin = width

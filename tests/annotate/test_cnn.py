@@ -243,3 +243,24 @@ def test_shipped_render_configs_load(name):
 def test_shipped_cnn_preset_loads_with_the_region_model():
     cfg = cfgmod.load(TrainConfig, Path(__file__).resolve().parents[2] / "configs" / "annotate" / "cnn-cpu.yaml")
     assert cfg.model.regions and cfg.run.keep == "best_dev" and len(cfg.data.datasets) == 2
+
+
+def test_mixstyle_mixes_feature_statistics_in_training_only():
+    from annotate.cnn.model import MixStyle
+
+    torch.manual_seed(0)
+    x = torch.randn(8, 4, 6, 6) * torch.arange(1, 9).view(8, 1, 1, 1) + torch.arange(8).view(8, 1, 1, 1)
+    ms = MixStyle(p=1.0, alpha=0.5).train()
+    y = ms(x)
+    assert y.shape == x.shape and not torch.allclose(y, x)
+    # the content (normalised features) is kept; only the per-channel mean/std change
+    norm = lambda t: (t - t.mean((2, 3), keepdim=True)) / t.std((2, 3), keepdim=True)
+    assert torch.allclose(norm(y), norm(x), atol=1e-3)
+    assert torch.equal(ms.eval()(x), x) and torch.equal(MixStyle(p=0.0).train()(x), x)
+    plain, mixed = AUNet(ModelConfig(image_size=32, stem=8, widths=(8, 8), blocks=(1, 1))), \
+        AUNet(ModelConfig(image_size=32, stem=8, widths=(8, 8), blocks=(1, 1), mixstyle=0.5))
+    assert sum(isinstance(m, MixStyle) for m in mixed.modules()) == 2
+    assert not any(isinstance(m, MixStyle) for m in plain.modules())
+    assert sum(v.numel() for v in plain.state_dict().values()) == sum(v.numel() for v in mixed.state_dict().values())
+    with pytest.raises(ValueError, match="mixstyle"):
+        ModelConfig(mixstyle=1.5)
