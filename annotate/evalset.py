@@ -7,8 +7,10 @@ README). The set is split by **identity** into two halves, fixed forever by a ha
   Never used for training or tuning: only ``bench/annotator_auc.py`` reports on it.
 * ``dev``: the other half. Free for tuning decisions (which recipe, which calibration).
 
-No annotator is trained on real images (``synthetic-cnn`` trains on renders only), so
-``dev`` is only ever looked at, never fitted.
+No annotator is trained on real images (``synthetic-cnn`` trains on renders only): ``dev``
+is used only for choices (the training recipe, the best-dev checkpoint, and the landmark
+branch's per-AU blend weights, a handful of values on a fixed grid), never as training
+examples.
 
 :func:`build_cache` detects each photo's largest face (``aukit.faces``), cuts it with the
 shared crop rule (``aukit.crop``) at ``size`` px -- exactly what ``ausynth prepare`` feeds
