@@ -72,6 +72,8 @@ class SyntheticCNNAnnotator:
         """uint8 (N, H, W, 3) RGB crops and, for a checkpoint with a landmark branch, their
         float (N, 478, 3) MediaPipe landmarks (crop pixels) -> (float32 (N, 17) AUs 0-5,
         float32 (N,) confidence). Without ``landmarks`` only the CNN answers."""
+        if landmarks is not None and np.shape(landmarks)[:1] != np.shape(crops)[:1]:
+            raise ValueError(f"{np.shape(crops)[0]} crops but {np.shape(landmarks)[0]} landmark sets")
         au17, conf = predict_crops(self.model, crops, self.tta, batch)
         if self.branch is not None and landmarks is not None and len(au17):
             from annotate.cnn.geometry import fuse

@@ -119,6 +119,8 @@ def test_checkpoint_stores_the_branch_and_the_annotator_fuses_it(tmp_path):
     assert np.allclose(ann.predict(crops)[0], cnn_only) and np.allclose(conf, conf2)
     est = ann.annotate(FaceSample(crops[0], face_lm[0], face_lm[0], "x.jpg"))
     assert np.allclose(est.au17, fused[0], atol=1e-5) and ann.describe()["landmark_branch"]
+    with pytest.raises(ValueError, match="3 crops but 2 landmark sets"):
+        ann.predict(crops, face_lm[:2])
 
 
 def test_fit_landmark_branch_chooses_weights_on_dev_and_writes_them(tmp_path, monkeypatch):
