@@ -94,11 +94,10 @@ def build_cache(root: Path, out: Path, size: int = 128, limit: int | None = None
                 missed.append(row["image"])
                 continue
             box = crop_box(face.landmarks[:, :2])
-            lm = np.concatenate([box.to_crop(face.landmarks[:, :2], size),
-                                 face.landmarks[:, 2:3] * (size / box.side)], axis=1)
+            lm = box.landmarks_to_crop(face.landmarks, size)
             for key, val in (("names", row["image"]), ("identity", row["identity"]),
                              ("emotion", row["emotion"]), ("split", split_of(row["identity"])),
-                             ("crops", crop_image(image, box, size)), ("landmarks", lm.astype(np.float32)),
+                             ("crops", crop_image(image, box, size)), ("landmarks", lm),
                              ("image_landmarks", face.landmarks.astype(np.float32))):
                 keep[key].append(val)
             if log_every and (n + 1) % log_every == 0:

@@ -110,8 +110,7 @@ def _do_face(state: WorkerState, task: Task, sha1: str, loaded: Any, face: Face,
     size = state.s.size
     box = crop_box(face.landmarks[:, :2])
     crop = crop_image(loaded.pixels, box, size)
-    lm_crop = np.concatenate([box.to_crop(face.landmarks[:, :2], size),
-                              face.landmarks[:, 2:3] * (size / box.side)], axis=1).astype(np.float32)
+    lm_crop = box.landmarks_to_crop(face.landmarks, size)
     sample = FaceSample(crop, lm_crop, (face.landmarks / loaded.scale).astype(np.float32), task.rel, k)
     try:
         est = check_estimate(state.annotator.annotate(sample), state.annotator.name)

@@ -41,6 +41,13 @@ class CropBox:
         s = size / self.side
         return (np.asarray(xy, dtype=np.float64) - [self.x0, self.y0]) * s
 
+    def landmarks_to_crop(self, landmarks: np.ndarray, size: int) -> np.ndarray:
+        """``(N, 3)`` image-pixel landmarks (MediaPipe: z in x's pixel units) -> float32
+        ``(N, 3)`` in ``size``-pixel crop coords, z scaled alike: what annotators are given."""
+        lm = np.asarray(landmarks)
+        return np.concatenate([self.to_crop(lm[:, :2], size), lm[:, 2:3] * (size / self.side)],
+                              axis=1).astype(np.float32)
+
     def as_list(self) -> list[float]:
         return [float(self.cx), float(self.cy), float(self.side)]
 

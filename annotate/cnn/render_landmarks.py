@@ -50,8 +50,7 @@ def _one(args: tuple[str, str]) -> dict[str, np.ndarray] | None:
     if face is None:
         return None
     box = crop_box(face.landmarks[:, :2])
-    lm = np.concatenate([box.to_crop(face.landmarks[:, :2], CROP), face.landmarks[:, 2:3] * (CROP / box.side)], axis=1)
-    return {"landmarks": lm.astype(np.float32), "au17": np.asarray(meta["au17"], np.float32),
+    return {"landmarks": box.landmarks_to_crop(face.landmarks, CROP), "au17": np.asarray(meta["au17"], np.float32),
             "occluded": np.float32(meta.get("occluded_face_fraction", 0.0)),
             "test": np.bool_(meta.get("split") == "test")}
 

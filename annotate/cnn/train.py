@@ -36,7 +36,7 @@ from annotate.cnn.config import TrainConfig
 from annotate.cnn.data import SynthArrays, load_training_arrays
 from annotate.cnn.model import AUNet
 from aukit import config as cfgmod
-from aukit.aus import FACS_MAX, RIG_AUS, rig_to_ganimation
+from aukit.aus import FACS_MAX, GANIMATION_AUS, RIG_AUS, rig_to_ganimation
 
 
 def build_parser(prog: str = "python -m annotate.cnn.train") -> argparse.ArgumentParser:
@@ -180,7 +180,7 @@ def fit_landmark_branch(cfg: TrainConfig, path: Path, dev: Any) -> dict[str, Any
     lm, au17 = training_landmarks(cfg.data.datasets, cfg.data.cache_dir, cfg.landmarks.max_occluded,
                                   cfg.landmarks.workers)
     head = geometry.fit_head(lm, au17, cfg.landmarks.n_components, cfg.landmarks.alpha)
-    weight = np.full(len(geometry.GANIMATION_AUS), 0.5)
+    weight = np.full(len(GANIMATION_AUS), 0.5)
     info: dict[str, Any] = {"renders": len(lm), "fusion": cfg.landmarks.fusion}
     if cfg.landmarks.fusion == "dev" and dev is None:
         info["fusion"] = "even (no data.dev_cache to choose on)"
@@ -190,7 +190,7 @@ def fit_landmark_branch(cfg: TrainConfig, path: Path, dev: Any) -> dict[str, Any
             weight = geometry.search_weights(cnn17, lm17, dev.emotion, TARGETED)
         for name, au in (("cnn", cnn17), ("landmarks", lm17), ("fused", geometry.fuse(cnn17, lm17, weight))):
             info[f"dev_auc_{name}"] = {k: round(v["auc"], 4) for k, v in emotion_aucs(au, dev.emotion).items()}
-    info["cnn_weight"] = {a: float(w) for a, w in zip(geometry.GANIMATION_AUS, weight)}
+    info["cnn_weight"] = {a: float(w) for a, w in zip(GANIMATION_AUS, weight)}
     info["minutes"] = round((time.time() - t0) / 60, 2)
     checkpoint.attach_landmark_head(path, head, weight, info)
     print(json.dumps({"landmark_branch": info}), flush=True)

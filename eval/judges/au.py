@@ -140,8 +140,7 @@ class AUJudge:
             return None
         box = crop_box(face.landmarks[:, :2])
         crop = crop_image(image, box, self.size)
-        lm = np.concatenate([box.to_crop(face.landmarks[:, :2], self.size),
-                             face.landmarks[:, 2:3] * (self.size / box.side)], axis=1).astype(np.float32)
+        lm = box.landmarks_to_crop(face.landmarks, self.size)
         sample = FaceSample(crop, lm, np.asarray(face.landmarks, np.float32), "<judged image>", 0)
         try:
             return check_estimate(self.annotator.annotate(sample), self.annotator.name).au17

@@ -43,8 +43,7 @@ def wrinkle_maps(neutral_key: bytes, size: int = MAP_SIZE) -> dict[str, np.ndarr
         "AU04": _mirrored(x, y, [[-0.45, 3.6], [-0.6, 4.6]], 0.08, 0.45)
         + _line(x, y, [[-0.8, 3.2], [0.8, 3.2]], 0.08, 0.25),
         "AU06": _mirrored(x, y, nasolabial, 0.26, 0.18)
-        + sum(_mirrored(x, y, [p(33) + [-0.25, dy], p(33) + [-1.1, dy * 1.8]], 0.07, 0.18) for dy in (-0.3, 0.0, 0.3))
-,
+        + sum(_mirrored(x, y, [p(33) + [-0.25, dy], p(33) + [-1.1, dy * 1.8]], 0.07, 0.18) for dy in (-0.3, 0.0, 0.3)),
         "AU07": _mirrored(x, y, [p(145) + [-0.7, -0.25], p(145) + [0.5, -0.25]], 0.08, 0.2),
         "AU09": sum(_mirrored(x, y, [[-0.25, yy], [-0.9, yy - 0.25]], 0.08, 0.3) for yy in (2.0, 2.5, 3.0))
         + _mirrored(x, y, nasolabial[:2], 0.24, 0.2),
