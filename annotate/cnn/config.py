@@ -23,7 +23,8 @@ class DataConfig:
     (uint8); augmentation then crops/zooms them to ``model.image_size``. ``cache_dir``:
     where the decoded arrays are stored between runs (None: no cache file).
     ``prototype_boost``: sampling weight of emotion-prototype samples relative to the
-    others (they carry the AU combinations real expressions show). ``occlusion_floor``:
+    others; 0 leaves them out (the preset: their AUs always come together, so a network
+    learns one AU from another's motion; docs/annotators.md). ``occlusion_floor``:
     an AU whose region is hidden by a fraction ``f`` gets loss weight ``max(1 - f,
     occlusion_floor)``. ``max_samples``: use at most this many (0 = all).
     """
@@ -39,7 +40,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         check(32 <= self.load_size <= 512, f"data.load_size must be in [32, 512], got {self.load_size}")
-        check(self.prototype_boost > 0, "data.prototype_boost must be > 0")
+        check(self.prototype_boost >= 0, "data.prototype_boost must be >= 0 (0: leave the prototypes out)")
         check(0.0 <= self.occlusion_floor <= 1.0, "data.occlusion_floor must be in [0, 1]")
         check(self.max_samples >= 0, "data.max_samples must be >= 0")
 
@@ -127,7 +128,10 @@ class LandmarkConfig:
     """The landmark branch (:mod:`annotate.cnn.geometry`), fitted after the CNN on the
     MediaPipe landmarks of the same renders' train split. ``n_components``: principal axes
     of the aligned shapes; ``alpha``: ridge penalty; ``max_occluded``: renders hidden by more
-    than this face fraction are left out. ``fusion``: ``"dev"`` picks the CNN/landmark weight
+    than this face fraction are left out. ``exclude``: expression strategies (the renders'
+    ``spec.expression.strategy``) left out of the fit; by default the emotion prototypes,
+    whose AUs always come together, so a linear fit on them learns one AU from another's
+    motion (a sad face's AU01 from its brow lowering) instead of from its own. ``fusion``: ``"dev"`` picks the CNN/landmark weight
     per key AU on the real-face dev half (needs ``data.dev_cache``), ``"even"`` uses 0.5.
     ``workers``: processes running MediaPipe on the renders (cached once per folder)."""
 
@@ -135,6 +139,7 @@ class LandmarkConfig:
     n_components: int = 30
     alpha: float = 1.0
     max_occluded: float = 0.05
+    exclude: tuple[str, ...] = ("prototype",)
     fusion: str = "dev"
     workers: int = 2
 
@@ -143,6 +148,7 @@ class LandmarkConfig:
         check(self.alpha >= 0 and 0.0 <= self.max_occluded <= 1.0, "landmarks.alpha >= 0, max_occluded in [0, 1]")
         check(self.fusion in ("dev", "even"), f"landmarks.fusion must be 'dev' or 'even', got {self.fusion!r}")
         check(self.workers >= 1, "landmarks.workers must be >= 1")
+        check(all(isinstance(x, str) and x for x in self.exclude), "landmarks.exclude: a list of strategy names")
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,14 @@ The branch must learn from the landmarks MediaPipe *finds* on a render (with its
 not the rig's exact ones, because at annotation time it only ever sees MediaPipe's. Each
 finished sample's image goes through the same detector and crop rule as a real photo in
 ``prepare`` (:mod:`aukit.faces`, :mod:`aukit.crop`); a render where no face is found is
-left out. Results are cached per folder (``<cache_dir>/<folder key>-landmarks.npz``), keyed
-like the decoded images (:func:`annotate.cnn.data.folder_key`).
+left out. Results are cached per folder (``<cache_dir>/<folder key>-landmarks2-<N>.npz``),
+keyed like the decoded images (:func:`annotate.cnn.data.folder_key`).
 
 Arrays: ``landmarks`` float32 (N, 478, 3) in pixels of a 128 px crop; ``au17`` float32
 (N, 17) exact FACS 0-5 (the sample's ``au17`` label); ``occluded`` float32 (N,) fraction of
-the face hidden by occluders; ``test`` bool (N,) identity-disjoint test split.
+the face hidden by occluders; ``test`` bool (N,) identity-disjoint test split;
+``strategy`` str (N,) how the sample's expression was drawn (``spec.expression.strategy``:
+``neutral``, ``sparse``, ``prototype``, ``dataset``; ``""`` if the label does not say).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import numpy as np
 from annotate.cnn.data import finished_ids, folder_key
 from aukit.dataset import IMGS, META
 
-FIELDS = ("landmarks", "au17", "occluded", "test")
+FIELDS = ("landmarks", "au17", "occluded", "test", "strategy")
+CACHE_TAG = "landmarks2"   # bumped when FIELDS change, so an older cache is recomputed
 CROP = 128
 _ANALYZER = None
 
@@ -52,7 +55,8 @@ def _one(args: tuple[str, str]) -> dict[str, np.ndarray] | None:
     box = crop_box(face.landmarks[:, :2])
     return {"landmarks": box.landmarks_to_crop(face.landmarks, CROP), "au17": np.asarray(meta["au17"], np.float32),
             "occluded": np.float32(meta.get("occluded_face_fraction", 0.0)),
-            "test": np.bool_(meta.get("split") == "test")}
+            "test": np.bool_(meta.get("split") == "test"),
+            "strategy": np.str_(meta.get("spec", {}).get("expression", {}).get("strategy") or "")}
 
 
 def folder_landmarks(root: str | Path, cache_dir: str | Path | None, workers: int = 2,
@@ -62,7 +66,7 @@ def folder_landmarks(root: str | Path, cache_dir: str | Path | None, workers: in
     if not (root / META).is_dir():
         raise FileNotFoundError(f"{root} is not a rendered dataset (no {META}/ folder)")
     ids = finished_ids(root)
-    cache = None if cache_dir is None else Path(cache_dir) / f"{folder_key(root, ids)}-landmarks-{len(ids)}.npz"
+    cache = None if cache_dir is None else Path(cache_dir) / f"{folder_key(root, ids)}-{CACHE_TAG}-{len(ids)}.npz"
     if cache is not None and cache.is_file():
         with np.load(cache, allow_pickle=False) as z:
             return {f: z[f] for f in FIELDS}
@@ -84,9 +88,10 @@ def folder_landmarks(root: str | Path, cache_dir: str | Path | None, workers: in
 
 
 def training_landmarks(datasets: tuple[str, ...], cache_dir: str | Path | None, max_occluded: float,
-                       workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
+                       workers: int = 2, exclude: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
     """(landmarks (N, 478, 3), au17 (N, 17)) of the *train* split of ``datasets``, faces
-    hidden by more than ``max_occluded`` left out (an occluder moves MediaPipe's mesh)."""
+    hidden by more than ``max_occluded`` left out (an occluder moves MediaPipe's mesh), and
+    samples whose expression strategy is in ``exclude`` left out."""
     parts = [folder_landmarks(d, cache_dir, workers) for d in datasets]
     parts = [p for p in parts if len(p["au17"])]
     if not parts:
@@ -94,4 +99,8 @@ def training_landmarks(datasets: tuple[str, ...], cache_dir: str | Path | None, 
     lm = np.concatenate([p["landmarks"] for p in parts])
     au = np.concatenate([p["au17"] for p in parts])
     keep = ~np.concatenate([p["test"] for p in parts]) & (np.concatenate([p["occluded"] for p in parts]) <= max_occluded)
+    keep &= ~np.isin(np.concatenate([p["strategy"] for p in parts]), list(exclude))
+    if not keep.any():
+        raise ValueError(f"no training render is left for the landmark branch after leaving out "
+                         f"occluded faces and the strategies {list(exclude)}")
     return lm[keep], au[keep]

@@ -124,9 +124,11 @@ def train(cfg: TrainConfig) -> Path:
     trainset, val = data.take(np.flatnonzero(~data.test)), data.take(np.flatnonzero(data.test)[:2000])
     weights = trainset.weights(cfg.data.occlusion_floor)
     p = np.where(trainset.prototype, cfg.data.prototype_boost, 1.0)
+    if not p.sum():
+        raise ValueError("every training render is an emotion prototype and data.prototype_boost is 0")
     p = p / p.sum()
     dev = load_dev(cfg)
-    print(f"training on {len(trainset)} rendered samples ({len(val)} for validation)"
+    print(f"training on {int((p > 0).sum())} rendered samples ({len(val)} for validation)"
           f"{'' if dev is None else f', dev AUCs on {len(dev.names)} real faces'}", flush=True)
 
     # channels-last weights: ~2x faster convolutions on this CPU (the input follows in forward)
@@ -135,7 +137,7 @@ def train(cfg: TrainConfig) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.optim.lr, total_steps=cfg.optim.steps, pct_start=0.15)
     rng, g = np.random.default_rng(cfg.run.seed), torch.Generator().manual_seed(cfg.run.seed)
-    info: dict[str, Any] = {"datasets": list(cfg.data.datasets), "samples": len(trainset), "config": cfgmod.to_dict(cfg)}
+    info: dict[str, Any] = {"datasets": list(cfg.data.datasets), "samples": int((p > 0).sum()), "config": cfgmod.to_dict(cfg)}
     t0, step, log = time.time(), 0, open(out / "log.jsonl", "a")
     best = float("-inf")
     for step in range(1, cfg.optim.steps + 1):
@@ -178,10 +180,11 @@ def fit_landmark_branch(cfg: TrainConfig, path: Path, dev: Any) -> dict[str, Any
     t0 = time.time()
     model, _ = checkpoint.load(path)              # fail before minutes of MediaPipe, not after
     lm, au17 = training_landmarks(cfg.data.datasets, cfg.data.cache_dir, cfg.landmarks.max_occluded,
-                                  cfg.landmarks.workers)
+                                  cfg.landmarks.workers, cfg.landmarks.exclude)
     head = geometry.fit_head(lm, au17, cfg.landmarks.n_components, cfg.landmarks.alpha)
     weight = np.full(len(GANIMATION_AUS), 0.5)
-    info: dict[str, Any] = {"renders": len(lm), "fusion": cfg.landmarks.fusion}
+    info: dict[str, Any] = {"renders": len(lm), "excluded": list(cfg.landmarks.exclude),
+                            "fusion": cfg.landmarks.fusion}
     if cfg.landmarks.fusion == "dev" and dev is None:
         info["fusion"] = "even (no data.dev_cache to choose on)"
     elif dev is not None:

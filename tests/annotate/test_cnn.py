@@ -170,6 +170,24 @@ def test_training_steps_and_checkpoint_round_trip(rendered_like, tmp_path):
     assert au.shape == (2, 17) and conf.shape == (2,) and np.allclose(au[0], est.au17, atol=1e-5)
 
 
+def test_prototype_boost_zero_leaves_the_prototypes_out(rendered_like, tmp_path, monkeypatch):
+    import annotate.cnn.train as train_mod
+
+    seen: list[np.ndarray] = []
+    real = train_mod.make_batch
+    monkeypatch.setattr(train_mod, "make_batch", lambda ts, w, idx, *a: seen.append(ts.prototype[idx]) or real(ts, w, idx, *a))
+    base = TINY_MODEL + [f"data.datasets=[{rendered_like}]", "data.load_size=40", "data.cache_dir=null",
+                         "optim.steps=6", "optim.batch_size=4", "optim.threads=1", "run.eval_every=6"]
+    cfg = cfgmod.load(TrainConfig, None, base + ["data.prototype_boost=0", f"run.out_dir={tmp_path / 'a'}"])
+    _, info = checkpoint.load(train(cfg))
+    assert info["samples"] == 4 and len(seen) == 6 and not np.concatenate(seen).any()   # 8 train: 4 sparse
+    seen.clear()
+    train(cfgmod.load(TrainConfig, None, base + ["data.prototype_boost=4", f"run.out_dir={tmp_path / 'b'}"]))
+    assert np.concatenate(seen).mean() > 0.5                  # boosted: 4 of every 5 draws on average
+    with pytest.raises(cfgmod.ConfigError, match="prototype_boost"):
+        cfgmod.load(TrainConfig, None, ["data.prototype_boost=-1"])
+
+
 def test_best_dev_keeps_the_checkpoint_with_the_best_dev_auc(rendered_like, tmp_path, monkeypatch):
     """run.keep=best_dev: model.pt = the evaluation with the highest mean targeted dev AUC,
     last.pt = the final weights. Dev AUCs are scripted (no real faces needed)."""

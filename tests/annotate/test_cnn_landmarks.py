@@ -150,7 +150,25 @@ def test_landmark_config_is_checked_and_the_preset_enables_the_branch():
         cfgmod.load(TrainConfig, None, ["landmarks.components=3"])
     preset = Path(__file__).resolve().parents[2] / "configs" / "annotate" / "cnn-cpu.yaml"
     cfg = cfgmod.load(TrainConfig, preset)
-    assert cfg.landmarks.enabled and cfg.landmarks.fusion == "dev"
+    assert cfg.landmarks.enabled and cfg.landmarks.fusion == "dev" and cfg.landmarks.exclude == ("prototype",)
+    with pytest.raises(cfgmod.ConfigError, match="landmarks.exclude"):
+        cfgmod.load(TrainConfig, None, ["landmarks.exclude=['']"])
+
+
+def test_training_landmarks_leave_out_test_split_occluded_and_excluded_strategies(monkeypatch):
+    import annotate.cnn.render_landmarks as rl
+
+    lm, aus = shapes(8, seed=2)
+    part = {"landmarks": lm, "au17": aus.astype(np.float32),
+            "occluded": np.array([0, 0, 0, 0.5, 0, 0, 0, 0], np.float32),
+            "test": np.array([0, 0, 0, 0, 0, 0, 0, 1], bool),
+            "strategy": np.array(["sparse", "prototype", "neutral", "sparse", "dataset", "prototype", "", "sparse"])}
+    monkeypatch.setattr(rl, "folder_landmarks", lambda *a, **k: part)
+    got_lm, got_au = rl.training_landmarks(("a",), None, 0.05, exclude=("prototype",))
+    assert np.array_equal(got_au, part["au17"][[0, 2, 4, 6]]) and np.array_equal(got_lm, lm[[0, 2, 4, 6]])
+    assert len(rl.training_landmarks(("a",), None, 0.05)[0]) == 6
+    with pytest.raises(ValueError, match="no training render is left"):
+        rl.training_landmarks(("a",), None, 0.05, exclude=("sparse", "prototype", "neutral", "dataset", ""))
 
 
 def test_landmarks_only_needs_an_existing_checkpoint(tmp_path, capsys):
@@ -181,6 +199,7 @@ def test_mediapipe_landmarks_of_real_renders(tmp_path):
     assert all(np.abs(labels - a).max(axis=1).min() < 1e-5 for a in got["au17"])
     xy = got["landmarks"][..., :2]
     assert xy.min() > -10 and xy.max() < 138                  # a face in the 128 px crop frame
-    assert len(list((tmp_path / "cache").glob("*-landmarks-4.npz"))) == 1
+    assert set(got["strategy"]) <= {"neutral", "sparse", "prototype", "dataset"}
+    assert len(list((tmp_path / "cache").glob("*-landmarks2-4.npz"))) == 1
     again = folder_landmarks(out, tmp_path / "cache", workers=1, log=False)
     assert np.array_equal(again["landmarks"], got["landmarks"])
