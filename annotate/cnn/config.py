@@ -131,8 +131,9 @@ class LandmarkConfig:
     than this face fraction are left out. ``exclude``: expression strategies (the renders'
     ``spec.expression.strategy``) left out of the fit; by default the emotion prototypes,
     whose AUs always come together, so a linear fit on them learns one AU from another's
-    motion (a sad face's AU01 from its brow lowering) instead of from its own. ``fusion``: ``"dev"`` picks the CNN/landmark weight
-    per key AU on the real-face dev half (needs ``data.dev_cache``), ``"even"`` uses 0.5.
+    motion (a sad face's AU01 from its brow lowering) instead of from its own.
+    ``fusion``: ``"dev"`` picks the CNN/landmark weight per key AU on the real-face dev
+    half (needs ``data.dev_cache``), ``"even"`` uses 0.5.
     ``workers``: processes running MediaPipe on the renders (cached once per folder)."""
 
     enabled: bool = False

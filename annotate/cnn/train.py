@@ -137,7 +137,8 @@ def train(cfg: TrainConfig) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.optim.lr, total_steps=cfg.optim.steps, pct_start=0.15)
     rng, g = np.random.default_rng(cfg.run.seed), torch.Generator().manual_seed(cfg.run.seed)
-    info: dict[str, Any] = {"datasets": list(cfg.data.datasets), "samples": int((p > 0).sum()), "config": cfgmod.to_dict(cfg)}
+    info: dict[str, Any] = {"datasets": list(cfg.data.datasets), "samples": int((p > 0).sum()),
+                            "config": cfgmod.to_dict(cfg)}
     t0, step, log = time.time(), 0, open(out / "log.jsonl", "a")
     best = float("-inf")
     for step in range(1, cfg.optim.steps + 1):
