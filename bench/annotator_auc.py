@@ -13,7 +13,8 @@ Disgust is reported but not targeted: the set's disgust label does not follow FA
     python bench/annotator_auc.py                      # geometric, synthetic-cnn, openface, pyfeat
     python bench/annotator_auc.py --split dev --annotators geometric --limit 300
 
-Prints one table and writes ``bench/results/annotator_auc[_dev].json``.
+Prints one table (with identity-clustered 95% bootstrap intervals, and paired intervals of
+each annotator's difference to `geometric`) and writes ``bench/results/annotator_auc[_dev].json``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from annotate import registry  # noqa: E402
+from annotate.auc_ci import auc_intervals  # noqa: E402
 from annotate.base import AnnotationError, AnnotatorUnavailable, check_estimate  # noqa: E402
 from annotate.evalset import AUC_EMOTIONS, FaceSet, build_cache, emotion_aucs, load_cache  # noqa: E402
 from aukit.aus import EMOTION_KEY_AUS, GANIMATION_AUS  # noqa: E402
@@ -57,12 +59,13 @@ def select_faces(fs: FaceSet, split: str, limit: int | None, seed: int = 0) -> F
     return fs.subset(keep)
 
 
-def run_annotator(name: str, faces: FaceSet, options: dict[str, Any]) -> dict[str, Any]:
-    """AUCs of one annotator on ``faces`` (or why it could not run)."""
+def run_annotator(name: str, faces: FaceSet, options: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray | None]:
+    """AUCs of one annotator on ``faces`` (or why it could not run), and its (N, 17) AUs
+    (NaN rows where it failed; None if it could not run)."""
     try:
         ann = registry.create(name, **options)
     except AnnotatorUnavailable as exc:
-        return {"status": NOT_RUN.get(name, "unavailable"), "reason": str(exc)}
+        return {"status": NOT_RUN.get(name, "unavailable"), "reason": str(exc)}, None
     t0 = time.time()
     n = len(faces.names)
     au17, conf, ok = np.zeros((n, len(GANIMATION_AUS)), np.float32), np.zeros(n, np.float32), np.ones(n, bool)
@@ -79,10 +82,27 @@ def run_annotator(name: str, faces: FaceSet, options: dict[str, Any]) -> dict[st
     res = emotion_aucs(au17[ok], faces.emotion[ok])
     per_au = {emo: {a: emotion_aucs(_only(au17[ok], a), faces.emotion[ok], (emo,))[emo]["auc"]
                     for a in EMOTION_KEY_AUS[emo]} for emo in AUC_EMOTIONS}
-    return {"status": "ok", "describe": ann.describe(), "auc": {e: r["auc"] for e, r in res.items()},
-            "counts": {e: {"pos": r["n_pos"], "neutral": r["n_neutral"]} for e, r in res.items()},
-            "per_key_au_auc": per_au, "failed": int((~ok).sum()), "mean_confidence": float(conf[ok].mean()),
-            "ms_per_face": round(1000 * seconds / max(n, 1), 2)}
+    return ({"status": "ok", "describe": ann.describe(), "auc": {e: r["auc"] for e, r in res.items()},
+             "counts": {e: {"pos": r["n_pos"], "neutral": r["n_neutral"]} for e, r in res.items()},
+             "per_key_au_auc": per_au, "failed": int((~ok).sum()), "mean_confidence": float(conf[ok].mean()),
+             "ms_per_face": round(1000 * seconds / max(n, 1), 2)},
+            np.where(ok[:, None], au17, np.nan))
+
+
+def add_intervals(results: dict[str, dict[str, Any]], au17: dict[str, np.ndarray], faces: FaceSet,
+                  n_boot: int) -> None:
+    """Add identity-clustered 95% intervals (``auc_ci``) and, against ``geometric``, paired
+    intervals of the difference (``diff_vs_geometric_ci``) to each annotator that ran. Faces
+    any annotator failed on are left out of the intervals, so all compare on the same faces."""
+    ok = np.all([np.isfinite(a).all(axis=1) for a in au17.values()], axis=0) if au17 else None
+    if ok is None or not ok.any():
+        return
+    cis = auc_intervals({k: a[ok] for k, a in au17.items()}, faces.emotion[ok], faces.identity[ok],
+                        baseline="geometric", n_boot=n_boot)
+    for name, per_emo in cis.items():
+        results[name]["auc_ci"] = {e: v["ci"] for e, v in per_emo.items()}
+        if name != "geometric" and "geometric" in cis:
+            results[name]["diff_vs_geometric_ci"] = {e: v["diff_ci"] for e, v in per_emo.items()}
 
 
 def _only(au17: np.ndarray, name: str) -> np.ndarray:
@@ -95,14 +115,21 @@ def _only(au17: np.ndarray, name: str) -> np.ndarray:
 
 def table(results: dict[str, dict[str, Any]]) -> str:
     """The printed table: one row per annotator, one column per emotion."""
-    head = f"{'annotator':<15}" + "".join(f"{e:>11}" for e in AUC_EMOTIONS)
+    head = f"{'annotator':<15}" + "".join(f"{e:>13}" for e in AUC_EMOTIONS)
     lines = [head, "-" * len(head)]
     for name, res in results.items():
         if res["status"] != "ok":
             lines.append(f"{name:<15}  {res['status']}")
             continue
-        lines.append(f"{name:<15}" + "".join(f"{res['auc'][e]:>11.3f}" for e in AUC_EMOTIONS))
+        lines.append(f"{name:<15}" + "".join(f"{res['auc'][e]:>13.3f}" for e in AUC_EMOTIONS))
+        for key, label in (("auc_ci", "  95% CI"), ("diff_vs_geometric_ci", "  - geometric")):
+            if key in res:
+                lines.append(f"{label:<15}" + "".join(f"{_span(res[key].get(e)):>13}" for e in AUC_EMOTIONS))
     return "\n".join(lines)
+
+
+def _span(ci: list[float] | None) -> str:
+    return "-" if not ci else f"{ci[0]:+.2f},{ci[1]:+.2f}" if ci[0] < 0 else f"{ci[0]:.2f},{ci[1]:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--annotators", nargs="+", default=list(DEFAULT_ANNOTATORS))
     p.add_argument("--cnn-checkpoint", help="synthetic-cnn checkpoint (default: its own default)")
     p.add_argument("--limit", type=int, help="at most this many faces per emotion (quick runs)")
+    p.add_argument("--bootstrap", type=int, default=2000,
+                   help="identity-clustered bootstrap replicates for the 95%% intervals (0: none)")
     p.add_argument("--out", type=Path, help="JSON output (default bench/results/annotator_auc[_dev].json)")
     args = p.parse_args(argv)
     if not args.cache.is_file():
@@ -125,13 +154,17 @@ def main(argv: list[str] | None = None) -> int:
     faces = select_faces(fs, args.split, args.limit)
     counts = {e: int((faces.emotion == e).sum()) for e in ("neutral",) + AUC_EMOTIONS}
     print(f"{args.split} split: {len(faces.names)} faces {counts}; {len(fs.missed)} photos without a face", flush=True)
-    results = {}
+    results, au17 = {}, {}
     for name in args.annotators:
         opts = {"checkpoint": args.cnn_checkpoint} if name == "synthetic-cnn" and args.cnn_checkpoint else {}
         if name == "synthetic-cnn":
             opts["threads"] = 2
         print(f"running {name} ...", flush=True)
-        results[name] = run_annotator(name, faces, opts)
+        results[name], aus = run_annotator(name, faces, opts)
+        if aus is not None:
+            au17[name] = aus
+    if args.bootstrap:
+        add_intervals(results, au17, faces, args.bootstrap)
     print(table(results))
     out = args.out or REPO / "bench" / "results" / f"annotator_auc{'' if args.split == 'test' else '_dev'}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -139,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         "split": args.split, "split_rule": "sha1('annotator-auc:' + identity) < 2^159 -> test (annotate/evalset.py)",
         "faces": counts, "limit": args.limit, "photos_without_face": int(len(fs.missed)),
         "score": "sum of EMOTION_KEY_AUS intensities, emotion vs neutral", "key_aus": EMOTION_KEY_AUS,
+        "intervals": f"95% percentile, {args.bootstrap} identity-clustered bootstrap replicates; "
+                     "diff_vs_geometric_ci: paired, same replicates",
         "machine": platform.platform(), "results": results}, indent=1, default=float))
     print(f"wrote {out}")
     return 0
