@@ -14,6 +14,13 @@ are the listed AU combinations (our rig's 17 GANimation AUs; AU11/AU16/AU22/AU24
 are approximated by the nearest listed combination without them). No data is used.
 
     python -m annotate.cnn.expressions --out runs/emfacs_variants --rows 4000
+
+``--kind open-mouth`` writes another table: 1-6 AUs drawn independently (no emotion
+pattern, like the renderer's ``sparse`` strategy), with the lips parted (AU25, often with
+AU26) in half the rows, independently of the rest. Expressive photos mostly show an open
+mouth, and in sparse renders a given AU meets an open mouth in only ~30% of its samples.
+
+    python -m annotate.cnn.expressions --kind open-mouth --out runs/open_mouth --rows 4000
 """
 
 from __future__ import annotations
@@ -57,9 +64,35 @@ def variant_rows(rows: int, seed: int = 0) -> np.ndarray:
     return np.clip(table, 0.0, FACS_MAX)
 
 
-def write_table(out: Path, rows: int, seed: int = 0) -> Path:
+#: AUs the open-mouth table draws independently (the mouth opening is drawn on its own).
+INDEPENDENT_AUS = tuple(a for a in GANIMATION_AUS if a not in ("AU25", "AU26", "AU45"))
+
+
+def open_mouth_rows(rows: int, seed: int = 0, open_rate: float = 0.5, max_active: int = 6) -> np.ndarray:
+    """(rows, 17) FACS intensities: 1..``max_active`` of :data:`INDEPENDENT_AUS` at U(1, 5),
+    and with probability ``open_rate`` lips parted (AU25 U(1.5, 5); AU26 U(1, 5) in 60% of
+    those), drawn independently of the other AUs."""
+    rng = np.random.default_rng(seed)
+    table = np.zeros((rows, len(GANIMATION_AUS)))
+    for r in range(rows):
+        k = int(rng.integers(1, max_active + 1))
+        for a in rng.choice(INDEPENDENT_AUS, size=k, replace=False):
+            table[r, GANIMATION_AUS.index(str(a))] = rng.uniform(1.0, 5.0)
+        if rng.random() < open_rate:
+            table[r, GANIMATION_AUS.index("AU25")] = rng.uniform(1.5, 5.0)
+            if rng.random() < 0.6:
+                table[r, GANIMATION_AUS.index("AU26")] = rng.uniform(1.0, 5.0)
+    return table
+
+
+KINDS = {"variants": variant_rows, "open-mouth": open_mouth_rows}
+
+
+def write_table(out: Path, rows: int, seed: int = 0, kind: str = "variants") -> Path:
     """Write ``out/aus.csv`` (``id,AU01,...,AU45``; readable by ``aukit.dataset.read_au_table``)."""
-    table = variant_rows(rows, seed)
+    if kind not in KINDS:
+        raise ValueError(f"unknown table kind {kind!r}; one of {sorted(KINDS)}")
+    table = KINDS[kind](rows, seed)
     lines = ["id," + ",".join(GANIMATION_AUS)]
     lines += [f"v{r:05d}," + ",".join(f"{v:.3f}" for v in row) for r, row in enumerate(table)]
     out.mkdir(parents=True, exist_ok=True)
@@ -72,8 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/emfacs_variants"))
     p.add_argument("--rows", type=int, default=4000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kind", choices=sorted(KINDS), default="variants",
+                   help="variants: EMFACS emotion variants; open-mouth: independent AUs, lips parted in half the rows")
     args = p.parse_args(argv)
-    print(f"wrote {write_table(args.out, args.rows, args.seed)}")
+    print(f"wrote {write_table(args.out, args.rows, args.seed, args.kind)}")
     return 0
 
 
