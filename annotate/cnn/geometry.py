@@ -21,6 +21,7 @@ import numpy as np
 
 from aukit.aus import EMOTION_KEY_AUS, FACS_MAX, GANIMATION_AUS
 from aukit.landmarks import N_FACE
+from aukit.meshops import similarity_fit
 
 #: fusion weights tried per AU by :func:`search_weights` (weight of the CNN; 1 - w: landmarks)
 WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -34,14 +35,12 @@ def normalise(lm: np.ndarray) -> np.ndarray:
 
 
 def rotate_to(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Rotate each normalised shape in ``x`` (N, 468, 3) onto ``ref`` (468, 3) (Kabsch, no
-    reflection)."""
+    """Rotate each normalised shape in ``x`` (N, 468, 3) onto ``ref`` (468, 3): the rotation
+    of the least-squares similarity (:func:`aukit.meshops.similarity_fit`, no reflection);
+    scale and position are already fixed by :func:`normalise`."""
     out = np.empty_like(x)
     for i, shape in enumerate(x):
-        u, _, vt = np.linalg.svd(shape.T @ ref)
-        d = np.eye(3)
-        d[2, 2] = np.sign(np.linalg.det(u @ vt))
-        out[i] = shape @ (u @ d @ vt)
+        out[i] = shape @ similarity_fit(shape, ref)[1].T
     return out
 
 
