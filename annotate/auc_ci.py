@@ -2,7 +2,7 @@
 
 Photos of one person are not independent (one actor can supply half of a small emotion's
 faces), so a replicate resamples *identities* with replacement and keeps all their photos,
-as counts per photo (:func:`identity_weights`). Every annotator is scored on the same
+as counts per photo (:func:`identity_weights`, on :mod:`aukit.stats`). Every annotator is scored on the same
 replicates, so the interval of a *difference* between two annotators is a paired
 comparison: "beats the geometric fit" holds at 95% when that interval lies above 0.
 
@@ -13,19 +13,19 @@ with ``sample_weight``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from annotate.evalset import AUC_EMOTIONS, facs_score
+from aukit.stats import face_weights, percentile_ci
 
 
-def identity_weights(identity: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot, N) float64 photo weights: each identity's draw count, given to its photos."""
+def identity_weights(identity: np.ndarray, n_boot: int, seed: int | Sequence[int] = 0) -> np.ndarray:
+    """(n_boot, N) float64 photo weights: each identity's draw count
+    (:func:`aukit.stats.face_weights` over people), given to its photos."""
     _, cluster = np.unique(np.asarray(identity), return_inverse=True)
-    n = int(cluster.max()) + 1
-    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
-    return counts[:, cluster]
+    return face_weights(int(cluster.max()) + 1, n_boot, seed)[:, cluster]
 
 
 def weighted_auc(positive: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -43,14 +43,6 @@ def weighted_auc(positive: np.ndarray, score: np.ndarray, weights: np.ndarray) -
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
-def _interval(reps: np.ndarray, ci: float) -> list[float]:
-    reps = reps[np.isfinite(reps)]
-    if not reps.size:
-        return [float("nan"), float("nan")]
-    alpha = (1.0 - ci) / 2.0
-    return [float(v) for v in np.quantile(reps, [alpha, 1.0 - alpha])]
-
-
 def auc_intervals(au17: dict[str, np.ndarray], emotion: np.ndarray, identity: np.ndarray,
                   baseline: str | None = None, n_boot: int = 2000, ci: float = 0.95,
                   seed: int = 0) -> dict[str, dict[str, dict[str, Any]]]:
@@ -64,12 +56,11 @@ def auc_intervals(au17: dict[str, np.ndarray], emotion: np.ndarray, identity: np
         pos = emotion[mask] == emo
         if not pos.any() or pos.all():
             continue
-        rng = np.random.default_rng([seed, k])
-        w = np.vstack([np.ones(int(mask.sum())), identity_weights(identity[mask], n_boot, rng)])
+        w = np.vstack([np.ones(int(mask.sum())), identity_weights(identity[mask], n_boot, [seed, k])])
         reps = {name: weighted_auc(pos, facs_score(a[mask], emo), w) for name, a in au17.items()}
         for name, r in reps.items():
-            entry: dict[str, Any] = {"auc": float(r[0]), "ci": _interval(r[1:], ci)}
+            entry: dict[str, Any] = {"auc": float(r[0]), "ci": list(percentile_ci(r[1:], ci))}
             if baseline in reps and name != baseline:
-                entry["diff_ci"] = _interval(r[1:] - reps[baseline][1:], ci)
+                entry["diff_ci"] = list(percentile_ci(r[1:] - reps[baseline][1:], ci))
             out[name][emo] = entry
     return out

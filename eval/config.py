@@ -74,7 +74,7 @@ class RealismConfig:
 
 @dataclass(frozen=True)
 class StatsConfig:
-    """Cluster bootstrap over test faces (:mod:`eval.stats`)."""
+    """Cluster bootstrap over test faces (:mod:`aukit.stats`)."""
 
     n_boot: int = 1000
     ci: float = 0.95

@@ -1,5 +1,5 @@
 """The metric registry: each metric turns a cell table (:mod:`eval.protocols`) into a value
-with a cluster-bootstrap confidence interval (:mod:`eval.stats`).
+with a cluster-bootstrap confidence interval (:mod:`aukit.stats`).
 
 A metric declares its ``direction`` (``lower``/``higher`` is better, ``zero``: closest to 0
 is better, ``info``: descriptive, never ranked) and what it ``needs`` (``au``: an AU judge;
@@ -26,7 +26,7 @@ from aukit.aus import GANIMATION_AUS
 from eval.judges.expression import FER_CLASSES, FER_TO_EMOTION
 from eval.judges.identity import SAME_PERSON_THRESHOLD
 from eval.judges.realism import frechet_from_moments, kid_weighted, poly_kernel, weighted_moments, _sqrt_psd
-from eval.stats import bootstrap_mean, bootstrap_statistic, face_weights, percentile_ci
+from aukit.stats import bootstrap_mean, bootstrap_statistic, face_weights, percentile_ci
 
 EMOTION_TO_FER = {v: FER_CLASSES.index(k) for k, v in FER_TO_EMOTION.items()}
 

@@ -24,7 +24,7 @@ def test_weighted_auc_matches_sklearn_with_ties_and_weights():
 
 def test_identity_weights_resample_whole_people():
     ident = np.array(["a", "a", "b", "c", "c", "c"])
-    w = identity_weights(ident, 50, np.random.default_rng(1))
+    w = identity_weights(ident, 50, seed=1)
     assert w.shape == (50, 6)
     assert np.all(w[:, 0] == w[:, 1]) and np.all(w[:, 3] == w[:, 5])          # a person's photos move together
     assert np.all(w[:, [0, 2, 3]].sum(axis=1) == 3)                           # 3 people drawn per replicate

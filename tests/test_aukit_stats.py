@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eval.stats import bootstrap_mean, bootstrap_statistic, face_weights, percentile_ci
+from aukit.stats import bootstrap_mean, bootstrap_statistic, face_weights, percentile_ci
 
 
 def test_face_weights_are_resampling_counts():

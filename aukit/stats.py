@@ -1,4 +1,5 @@
-"""Cluster bootstrap confidence intervals.
+"""Cluster bootstrap confidence intervals (numpy only; used by ``eval`` and by the
+annotator AUC check, :mod:`annotate.auc_ci`, whose clusters are people).
 
 Every evaluated row (one edit) belongs to a test *face*; edits of one face are correlated
 (same identity, pose, lighting), so the unit of resampling is the face: a bootstrap
@@ -12,11 +13,14 @@ Interval: the percentile interval of the replicates at level ``ci`` (default 95%
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 
-def face_weights(n_faces: int, n_boot: int, seed: int = 0) -> np.ndarray:
-    """(n_boot, n_faces) float64 resampling counts; each row sums to ``n_faces``."""
+def face_weights(n_faces: int, n_boot: int, seed: int | Sequence[int] = 0) -> np.ndarray:
+    """(n_boot, n_faces) float64 resampling counts; each row sums to ``n_faces``.
+    ``seed``: anything ``numpy.random.default_rng`` takes (an int or a sequence of ints)."""
     if n_faces < 1:
         raise ValueError("need at least one face to bootstrap")
     rng = np.random.default_rng(seed)
