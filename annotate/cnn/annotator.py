@@ -44,14 +44,13 @@ class SyntheticCNNAnnotator:
     def __init__(self, checkpoint: str | os.PathLike | None = None, tta: bool = True, threads: int = 1):
         import torch
 
-        from annotate.cnn.checkpoint import CheckpointError, load, load_landmark_head
+        from annotate.cnn.checkpoint import CheckpointError, load_annotator
 
         self.path = resolve_checkpoint(checkpoint)
         if not self.path.is_file():
             raise AnnotatorUnavailable(f"synthetic-cnn: no checkpoint at {self.path}; {HOW_TO_TRAIN}")
         try:
-            self.model, self.train_info = load(self.path)
-            self.branch = load_landmark_head(self.path)
+            self.model, self.train_info, self.branch = load_annotator(self.path)
         except CheckpointError as exc:
             raise AnnotatorUnavailable(f"synthetic-cnn: {exc}") from exc
         self.tta = tta

@@ -54,7 +54,28 @@ def attach_landmark_head(path: str | Path, head: LandmarkHead, cnn_weight: np.nd
 
 def load_landmark_head(path: str | Path) -> tuple[LandmarkHead, np.ndarray] | None:
     """The landmark branch and its per-AU CNN weights (17,) stored in ``path``, or None."""
+    return _branch(_read(Path(path)), path)
+
+
+def load(path: str | Path) -> tuple[AUNet, dict[str, Any]]:
+    """The model (eval mode, CPU) and the training summary stored in ``path``."""
     ckpt = _read(Path(path))
+    return _model(ckpt), ckpt.get("train", {})
+
+
+def load_annotator(path: str | Path) -> tuple[AUNet, dict[str, Any], tuple[LandmarkHead, np.ndarray] | None]:
+    """:func:`load` and :func:`load_landmark_head` from one read of ``path``."""
+    ckpt = _read(Path(path))
+    return _model(ckpt), ckpt.get("train", {}), _branch(ckpt, path)
+
+
+def _model(ckpt: dict[str, Any]) -> AUNet:
+    model = AUNet(from_dict(ModelConfig, ckpt["model_config"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
+
+
+def _branch(ckpt: dict[str, Any], path: str | Path) -> tuple[LandmarkHead, np.ndarray] | None:
     if "landmark_head" not in ckpt:
         return None
     try:
@@ -62,14 +83,6 @@ def load_landmark_head(path: str | Path) -> tuple[LandmarkHead, np.ndarray] | No
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: bad landmark head: {exc}") from exc
     return head, ckpt["cnn_weight"].numpy()
-
-
-def load(path: str | Path) -> tuple[AUNet, dict[str, Any]]:
-    """The model (eval mode, CPU) and the training summary stored in ``path``."""
-    ckpt = _read(Path(path))
-    model = AUNet(from_dict(ModelConfig, ckpt["model_config"]))
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval(), ckpt.get("train", {})
 
 
 def _write(path: Path, payload: dict[str, Any]) -> Path:
