@@ -124,11 +124,12 @@ def train(cfg: TrainConfig) -> Path:
     trainset, val = data.take(np.flatnonzero(~data.test)), data.take(np.flatnonzero(data.test)[:2000])
     weights = trainset.weights(cfg.data.occlusion_floor)
     p = np.where(trainset.prototype, cfg.data.prototype_boost, 1.0)
-    if not p.sum():
+    n_drawn = int((p > 0).sum())        # prototype_boost 0 leaves the prototypes out
+    if not n_drawn:
         raise ValueError("every training render is an emotion prototype and data.prototype_boost is 0")
     p = p / p.sum()
     dev = load_dev(cfg)
-    print(f"training on {int((p > 0).sum())} rendered samples ({len(val)} for validation)"
+    print(f"training on {n_drawn} rendered samples ({len(val)} for validation)"
           f"{'' if dev is None else f', dev AUCs on {len(dev.names)} real faces'}", flush=True)
 
     # channels-last weights: ~2x faster convolutions on this CPU (the input follows in forward)
@@ -137,7 +138,7 @@ def train(cfg: TrainConfig) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.optim.lr, total_steps=cfg.optim.steps, pct_start=0.15)
     rng, g = np.random.default_rng(cfg.run.seed), torch.Generator().manual_seed(cfg.run.seed)
-    info: dict[str, Any] = {"datasets": list(cfg.data.datasets), "samples": int((p > 0).sum()),
+    info: dict[str, Any] = {"datasets": list(cfg.data.datasets), "samples": n_drawn,
                             "config": cfgmod.to_dict(cfg)}
     t0, step, log = time.time(), 0, open(out / "log.jsonl", "a")
     best = float("-inf")
