@@ -26,7 +26,8 @@ class DataConfig:
     others; 0 leaves them out (the preset: their AUs always come together, so a network
     learns one AU from another's motion; docs/annotators.md). ``occlusion_floor``:
     an AU whose region is hidden by a fraction ``f`` gets loss weight ``max(1 - f,
-    occlusion_floor)``. ``max_samples``: use at most this many (0 = all).
+    occlusion_floor)``. ``max_samples``: use only the first this many renders of the concatenated
+    folders (0 = all), in the CNN and the landmark branch alike.
     """
 
     datasets: tuple[str, ...] = ()

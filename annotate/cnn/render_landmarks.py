@@ -4,14 +4,17 @@ The branch must learn from the landmarks MediaPipe *finds* on a render (with its
 not the rig's exact ones, because at annotation time it only ever sees MediaPipe's. Each
 finished sample's image goes through the same detector and crop rule as a real photo in
 ``prepare`` (:mod:`aukit.faces`, :mod:`aukit.crop`); a render where no face is found is
-left out. Results are cached per folder (``<cache_dir>/<folder key>-landmarks2-<N>.npz``),
+left out. Results are cached per folder (``<cache_dir>/<folder key>-landmarks3-<N>.npz``),
 keyed like the decoded images (:func:`annotate.cnn.data.folder_key`).
 
 Arrays: ``landmarks`` float32 (N, 478, 3) in pixels of a 128 px crop; ``au17`` float32
 (N, 17) exact FACS 0-5 (the sample's ``au17`` label); ``occluded`` float32 (N,) fraction of
 the face hidden by occluders; ``test`` bool (N,) identity-disjoint test split;
 ``strategy`` str (N,) how the sample's expression was drawn (``spec.expression.strategy``:
-``neutral``, ``sparse``, ``prototype``, ``dataset``; ``""`` if the label does not say).
+``neutral``, ``sparse``, ``prototype``, ``dataset``; ``""`` if the label does not say);
+``row`` int64 (N,) the sample's position among the folder's finished samples (the order
+:func:`annotate.cnn.data.load_training_arrays` concatenates, so ``data.max_samples`` cuts
+both fits at the same renders).
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ import numpy as np
 from annotate.cnn.data import finished_ids, folder_key
 from aukit.dataset import IMGS, META
 
-FIELDS = ("landmarks", "au17", "occluded", "test", "strategy")
-CACHE_TAG = "landmarks2"   # bumped when FIELDS change, so an older cache is recomputed
+FIELDS = ("landmarks", "au17", "occluded", "test", "strategy", "row")
+CACHE_TAG = "landmarks3"   # bumped when FIELDS change, so an older cache is recomputed
 CROP = 128
 _ANALYZER = None
 
@@ -38,12 +41,12 @@ def _init_worker() -> None:
     _ANALYZER = FaceAnalyzer()
 
 
-def _one(args: tuple[str, str]) -> dict[str, np.ndarray] | None:
+def _one(args: tuple[str, str, int]) -> dict[str, np.ndarray] | None:
     """Landmarks and labels of one sample, or None (no face found, unreadable image)."""
     from aukit.crop import crop_box
     from aukit.imageio import ImageError, load_image
 
-    root, sid = Path(args[0]), args[1]
+    root, sid, row = Path(args[0]), args[1], args[2]
     meta = json.loads((root / META / f"{sid}.json").read_text())
     try:
         image = load_image(root / meta.get("image", f"{IMGS}/{sid}.jpg"))
@@ -56,7 +59,8 @@ def _one(args: tuple[str, str]) -> dict[str, np.ndarray] | None:
     return {"landmarks": box.landmarks_to_crop(face.landmarks, CROP), "au17": np.asarray(meta["au17"], np.float32),
             "occluded": np.float32(meta.get("occluded_face_fraction", 0.0)),
             "test": np.bool_(meta.get("split") == "test"),
-            "strategy": np.str_(meta.get("spec", {}).get("expression", {}).get("strategy") or "")}
+            "strategy": np.str_(meta.get("spec", {}).get("expression", {}).get("strategy") or ""),
+            "row": np.int64(row)}
 
 
 def folder_landmarks(root: str | Path, cache_dir: str | Path | None, workers: int = 2,
@@ -70,7 +74,7 @@ def folder_landmarks(root: str | Path, cache_dir: str | Path | None, workers: in
     if cache is not None and cache.is_file():
         with np.load(cache, allow_pickle=False) as z:
             return {f: z[f] for f in FIELDS}
-    jobs = [(str(root), sid) for sid in ids]
+    jobs = [(str(root), sid, k) for k, sid in enumerate(ids)]
     rows: list[dict[str, np.ndarray]] = []
     with get_context("spawn").Pool(max(1, workers), initializer=_init_worker) as pool:
         for k, row in enumerate(pool.imap(_one, jobs, chunksize=32)):
@@ -88,11 +92,21 @@ def folder_landmarks(root: str | Path, cache_dir: str | Path | None, workers: in
 
 
 def training_landmarks(datasets: tuple[str, ...], cache_dir: str | Path | None, max_occluded: float,
-                       workers: int = 2, exclude: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+                       workers: int = 2, exclude: tuple[str, ...] = (),
+                       max_samples: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(landmarks (N, 478, 3), au17 (N, 17)) of the *train* split of ``datasets``, faces
     hidden by more than ``max_occluded`` left out (an occluder moves MediaPipe's mesh), and
-    samples whose expression strategy is in ``exclude`` left out."""
-    parts = [folder_landmarks(d, cache_dir, workers) for d in datasets]
+    samples whose expression strategy is in ``exclude`` left out. ``max_samples`` > 0: only
+    the first that many renders of the concatenated folders, like the CNN's
+    ``data.max_samples``."""
+    parts, offset = [], 0
+    for d in datasets:
+        part = folder_landmarks(d, cache_dir, workers)
+        if len(part["au17"]):
+            parts.append({**part, "row": part["row"] + offset})
+        offset += len(finished_ids(Path(d)))
+    if max_samples:
+        parts = [{f: p[f][p["row"] < max_samples] for f in FIELDS} for p in parts]
     parts = [p for p in parts if len(p["au17"])]
     if not parts:
         raise ValueError("no face was found on any render of the configured datasets")

@@ -182,7 +182,7 @@ def fit_landmark_branch(cfg: TrainConfig, path: Path, dev: Any) -> dict[str, Any
     t0 = time.time()
     model, _ = checkpoint.load(path)              # fail before minutes of MediaPipe, not after
     lm, au17 = training_landmarks(cfg.data.datasets, cfg.data.cache_dir, cfg.landmarks.max_occluded,
-                                  cfg.landmarks.workers, cfg.landmarks.exclude)
+                                  cfg.landmarks.workers, cfg.landmarks.exclude, cfg.data.max_samples)
     head = geometry.fit_head(lm, au17, cfg.landmarks.n_components, cfg.landmarks.alpha)
     weight = np.full(len(GANIMATION_AUS), 0.5)
     info: dict[str, Any] = {"renders": len(lm), "excluded": list(cfg.landmarks.exclude),

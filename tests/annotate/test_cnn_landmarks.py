@@ -162,13 +162,32 @@ def test_training_landmarks_leave_out_test_split_occluded_and_excluded_strategie
     part = {"landmarks": lm, "au17": aus.astype(np.float32),
             "occluded": np.array([0, 0, 0, 0.5, 0, 0, 0, 0], np.float32),
             "test": np.array([0, 0, 0, 0, 0, 0, 0, 1], bool),
-            "strategy": np.array(["sparse", "prototype", "neutral", "sparse", "dataset", "prototype", "", "sparse"])}
+            "strategy": np.array(["sparse", "prototype", "neutral", "sparse", "dataset", "prototype", "", "sparse"]),
+            "row": np.arange(8)}
     monkeypatch.setattr(rl, "folder_landmarks", lambda *a, **k: part)
+    monkeypatch.setattr(rl, "finished_ids", lambda root: [f"{k:08d}" for k in range(8)])
     got_lm, got_au = rl.training_landmarks(("a",), None, 0.05, exclude=("prototype",))
     assert np.array_equal(got_au, part["au17"][[0, 2, 4, 6]]) and np.array_equal(got_lm, lm[[0, 2, 4, 6]])
     assert len(rl.training_landmarks(("a",), None, 0.05)[0]) == 6
     with pytest.raises(ValueError, match="no training render is left"):
         rl.training_landmarks(("a",), None, 0.05, exclude=("sparse", "prototype", "neutral", "dataset", ""))
+
+
+def test_training_landmarks_cut_at_max_samples_across_folders(monkeypatch):
+    """``data.max_samples`` counts renders over the concatenated folders, as the CNN does,
+    including renders where MediaPipe found no face (rows 2 and 5 here)."""
+    import annotate.cnn.render_landmarks as rl
+
+    lm, aus = shapes(6, seed=3)
+    found = np.array([0, 1, 3, 4, 6, 7])                       # rows of 8 renders with a face
+    part = {"landmarks": lm, "au17": aus.astype(np.float32), "occluded": np.zeros(6, np.float32),
+            "test": np.zeros(6, bool), "strategy": np.array(["sparse"] * 6), "row": found}
+    monkeypatch.setattr(rl, "folder_landmarks", lambda *a, **k: part)
+    monkeypatch.setattr(rl, "finished_ids", lambda root: [f"{k:08d}" for k in range(8)])
+    assert len(rl.training_landmarks(("a", "b"), None, 0.05)[0]) == 12
+    got_lm, _ = rl.training_landmarks(("a", "b"), None, 0.05, max_samples=11)   # all of a; b up to its row 2
+    assert np.array_equal(got_lm, np.concatenate([lm, lm[:2]]))    # b has no face in its row 2
+    assert len(rl.training_landmarks(("a", "b"), None, 0.05, max_samples=4)[0]) == 3
 
 
 def test_landmarks_only_needs_an_existing_checkpoint(tmp_path, capsys):
@@ -200,6 +219,7 @@ def test_mediapipe_landmarks_of_real_renders(tmp_path):
     xy = got["landmarks"][..., :2]
     assert xy.min() > -10 and xy.max() < 138                  # a face in the 128 px crop frame
     assert set(got["strategy"]) <= {"neutral", "sparse", "prototype", "dataset"}
-    assert len(list((tmp_path / "cache").glob("*-landmarks2-4.npz"))) == 1
+    assert set(got["row"]) <= {0, 1, 2, 3} and len(set(got["row"])) == len(got["row"])
+    assert len(list((tmp_path / "cache").glob("*-landmarks3-4.npz"))) == 1
     again = folder_landmarks(out, tmp_path / "cache", workers=1, log=False)
     assert np.array_equal(again["landmarks"], got["landmarks"])
