@@ -21,6 +21,14 @@ AU26) in half the rows, independently of the rest. Expressive photos mostly show
 mouth, and in sparse renders a given AU meets an open mouth in only ~30% of its samples.
 
     python -m annotate.cnn.expressions --kind open-mouth --out runs/open_mouth --rows 4000
+
+``--kind distress`` writes sadness as photos of sad people show it: the listed sadness
+variants plus crying (grief brows 1+4 with the eyes squeezed, 6+7, and the mouth stretched
+open, 20+25+26; :data:`DISTRESS`). Most faces labelled sad in the real set are crying, with
+the mouth open and the eyes narrowed, which the sparse and EMFACS renders rarely pair with
+AU01+AU04 or AU15.
+
+    python -m annotate.cnn.expressions --kind distress --out runs/distress --rows 4000
 """
 
 from __future__ import annotations
@@ -49,14 +57,26 @@ VARIANTS: dict[str, list[tuple[int, ...]]] = {
 }
 
 
-def variant_rows(rows: int, seed: int = 0) -> np.ndarray:
+#: Sadness and crying ("distress") combinations: the listed sadness variants, and crying
+#: faces (grief brows with squeezed eyes and a stretched, open mouth; Darwin's "grief
+#: muscles", the cry-face AUs of Messinger & Oster's infant and adult crying studies).
+DISTRESS: list[tuple[int, ...]] = [
+    (1, 4, 15), (1, 4, 15, 17), (1, 4, 6, 15, 17), (1, 4, 6, 7, 15, 17), (4, 6, 7, 15, 17),
+    (1, 4, 6, 7, 20, 25, 26), (1, 4, 6, 7, 15, 20, 25, 26), (1, 4, 7, 10, 15, 20, 25),
+    (1, 4, 6, 7, 10, 20, 25), (1, 4, 15, 20, 25), (1, 4, 6, 7, 15, 17, 45), (1, 4, 7, 15, 25, 26),
+]
+
+
+def variant_rows(rows: int, seed: int = 0, table_of: dict[str, list[tuple[int, ...]]] | None = None) -> np.ndarray:
     """(rows, 17) FACS intensities: a random variant of a random emotion per row, each AU
-    at ``scale x base`` (scale ~ U(0.35, 1.2) per row, base ~ U(2.5, 4.5) per AU)."""
+    at ``scale x base`` (scale ~ U(0.35, 1.2) per row, base ~ U(2.5, 4.5) per AU).
+    ``table_of``: emotion -> combinations (default :data:`VARIANTS`)."""
+    variants = VARIANTS if table_of is None else table_of
     rng = np.random.default_rng(seed)
-    names = sorted(VARIANTS)
+    names = sorted(variants)
     table = np.zeros((rows, len(GANIMATION_AUS)))
     for r in range(rows):
-        combo = VARIANTS[names[int(rng.integers(len(names)))]]
+        combo = variants[names[int(rng.integers(len(names)))]]
         aus = combo[int(rng.integers(len(combo)))]
         scale = rng.uniform(0.35, 1.2)
         for number in aus:
@@ -85,7 +105,13 @@ def open_mouth_rows(rows: int, seed: int = 0, open_rate: float = 0.5, max_active
     return table
 
 
-KINDS = {"variants": variant_rows, "open-mouth": open_mouth_rows}
+def distress_rows(rows: int, seed: int = 0) -> np.ndarray:
+    """(rows, 17) FACS intensities: a random :data:`DISTRESS` combination per row, with
+    :func:`variant_rows`' intensities."""
+    return variant_rows(rows, seed, {"distress": DISTRESS})
+
+
+KINDS = {"variants": variant_rows, "open-mouth": open_mouth_rows, "distress": distress_rows}
 
 
 def write_table(out: Path, rows: int, seed: int = 0, kind: str = "variants") -> Path:
@@ -106,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, default=4000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--kind", choices=sorted(KINDS), default="variants",
-                   help="variants: EMFACS emotion variants; open-mouth: independent AUs, lips parted in half the rows")
+                   help="variants: EMFACS emotion variants; open-mouth: independent AUs, lips parted in half the rows; "
+                        "distress: sadness variants and crying faces")
     args = p.parse_args(argv)
     print(f"wrote {write_table(args.out, args.rows, args.seed, args.kind)}")
     return 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotate.cnn.expressions import INDEPENDENT_AUS, VARIANTS, open_mouth_rows, variant_rows, write_table
+from annotate.cnn.expressions import (DISTRESS, INDEPENDENT_AUS, VARIANTS, distress_rows, open_mouth_rows, variant_rows,
+                                      write_table)
 from aukit.aus import GANIMATION_AUS
 from aukit.dataset import read_au_table
 
@@ -19,6 +20,22 @@ def test_variant_rows_are_listed_emfacs_combinations():
         active = tuple(sorted(int(GANIMATION_AUS[j][2:]) for j in np.flatnonzero(row > 0)))
         assert active in listed
     assert table.min() >= 0 and table.max() <= 5
+
+
+def _active(row: np.ndarray) -> tuple[int, ...]:
+    return tuple(sorted(int(GANIMATION_AUS[j][2:]) for j in np.flatnonzero(row > 0)))
+
+
+def test_distress_rows_draw_every_listed_crying_combination_and_nothing_else():
+    table = distress_rows(1200, seed=4)
+    seen = [_active(row) for row in table]
+    listed = {tuple(sorted(c)) for c in DISTRESS}
+    assert set(seen) == listed                                  # each combination drawn, no other
+    brows = np.mean([1 in a and 4 in a for a in seen])
+    crying = np.mean([6 in a and 25 in a for a in seen])        # squeezed eyes with the mouth open
+    assert brows > 0.85 and crying > 0.15
+    assert table.min() >= 0 and table.max() <= 5
+    assert not np.allclose(table[:100], variant_rows(100, seed=4))   # its own table, not VARIANTS
 
 
 def test_open_mouth_rows_part_the_lips_in_half_independently_of_the_other_aus():
