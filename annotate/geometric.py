@@ -50,6 +50,7 @@ class GeometricConfig:
     iterations: int = 30
     fixed_aus: tuple[str, ...] = FIXED_AUS
     residual_scale: float = 0.04
+    regions: bool = False   # upper-face AUs fitted to the upper face only, the rest to the lower (no gain on dev)
 
     def __post_init__(self) -> None:
         check(self.z_weight >= 0 and self.shape_reg >= 0 and self.au_reg >= 0,
@@ -99,13 +100,30 @@ def load_calibration(path: str | Path) -> Calibration:
     return Calibration.from_json(json.loads(p.read_text()))
 
 
+#: Rig AUs of the upper face (brows, lids, cheeks, nose), as in the CNN's region model.
+UPPER_AUS = frozenset({"AU01", "AU02", "AU04", "AU05", "AU06", "AU07", "AU09", "AU43", "AU45"})
+#: cm in the rig's neutral frame: the upper fit uses the landmarks above ``UPPER_FROM`` (the
+#: eyes and up), the lower fit those below ``LOWER_TO`` (cheeks, nose, mouth, jaw).
+UPPER_FROM, LOWER_TO = 1.0, 2.0
+
+
 def fit_au17(landmarks: np.ndarray, cfg: GeometricConfig) -> tuple[np.ndarray, Any]:
     """Uncalibrated (17,) AUs (FACS 0-5) and the :class:`aukit.fitting.FitResult` of (478, 3)
-    MediaPipe landmarks (pixels: x right, y down, z MediaPipe's depth)."""
+    MediaPipe landmarks (pixels: x right, y down, z MediaPipe's depth). With ``cfg.regions``
+    the upper-face AUs come from a fit of the upper landmarks only and the others from a fit
+    of the lower ones; the returned fit (pose, residual) is the whole-face one."""
+    from aukit.aus import RIG_AUS
+    from aukit.basis import load_basis
     from aukit.fitting import fit_landmarks
 
     fit = fit_landmarks(landmarks, options=cfg.fit_options())
-    return rig_to_ganimation(fit.aus), fit
+    if not cfg.regions:
+        return rig_to_ganimation(fit.aus), fit
+    y = load_basis().neutral[:468, 1]
+    upper = fit_landmarks(landmarks, options=cfg.fit_options(), point_weight=(y >= UPPER_FROM).astype(float))
+    lower = fit_landmarks(landmarks, options=cfg.fit_options(), point_weight=(y <= LOWER_TO).astype(float))
+    is_upper = np.array([a in UPPER_AUS for a in RIG_AUS])
+    return rig_to_ganimation(np.where(is_upper, upper.aus, lower.aus)), fit
 
 
 def confidence(residual: float, yaw: float, residual_scale: float) -> float:

@@ -172,8 +172,12 @@ def inter_ocular(points_2d: np.ndarray) -> float:
 
 
 def fit_landmarks(landmarks: np.ndarray, basis: FaceBasis | None = None,
-                  options: FitOptions | None = None) -> FitResult:
-    """Fit pose, shape and AUs to MediaPipe pixel landmarks (478 or 468, 3)."""
+                  options: FitOptions | None = None, point_weight: np.ndarray | None = None) -> FitResult:
+    """Fit pose, shape and AUs to MediaPipe pixel landmarks (478 or 468, 3).
+
+    ``point_weight``: optional (468,) weights >= 0 of the face landmarks (default all 1).
+    Zero-weight points take no part in the fit, its initial pose or its residual, so a
+    region of the face can be fitted on its own."""
     b = basis or load_basis()
     opt = options or FitOptions()
     q_all = image_frame(landmarks)
@@ -185,6 +189,8 @@ def fit_landmarks(landmarks: np.ndarray, basis: FaceBasis | None = None,
     if iod <= 0:
         raise ValueError("degenerate landmarks: zero inter-ocular distance")
 
+    pw = _point_weight(point_weight, n)
+    sel = pw > 0
     free_aus = [i for i, a in enumerate(RIG_AUS) if a not in opt.fixed_aus] if opt.fit_aus else []
     n_shape = len(b.shape_names) if opt.fit_shape else 0
     cols = []
@@ -193,7 +199,7 @@ def fit_landmarks(landmarks: np.ndarray, basis: FaceBasis | None = None,
     if free_aus:
         cols.append(b.au_fields[free_aus][:, :n].reshape(len(free_aus), -1).T)
     basis_mat = np.concatenate(cols, axis=1) if cols else np.zeros((3 * n, 0))
-    w = np.tile(np.array([1.0, 1.0, opt.z_weight]), n)
+    w = np.tile(np.array([1.0, 1.0, opt.z_weight]), n) * np.repeat(pw, 3)
     reg = np.concatenate([np.full(n_shape, np.sqrt(opt.shape_reg)), np.full(len(free_aus), np.sqrt(opt.au_reg))])
     a_mat = np.concatenate([basis_mat * w[:, None], np.diag(reg)]) if len(reg) else None
     lo = np.concatenate([np.full(n_shape, -opt.shape_bound), np.full(len(free_aus), opt.au_bounds[0])])
@@ -205,13 +211,13 @@ def fit_landmarks(landmarks: np.ndarray, basis: FaceBasis | None = None,
     base = b.neutral[:n] + offset[:n]
     coef = np.zeros(len(reg))
     model = base.copy()
-    scale, rot, trans = similarity_fit(model, q)
+    scale, rot, trans = similarity_fit(model[sel], q[sel])
     for _ in range(2 if len(reg) else 0):
         local = (q - trans) @ rot / scale - base                   # rig frame, cm
         rhs = np.concatenate([local.ravel() * w, np.zeros(len(reg))])
         coef = _bounded_lstsq(a_mat, rhs, lo, hi, l1)
         model = base + (basis_mat @ coef).reshape(n, 3)
-        scale, rot, trans = similarity_fit(model, q)
+        scale, rot, trans = similarity_fit(model[sel], q[sel])
     # joint Gauss-Newton on (rotation, scale, translation, coefficients), bounded steps
     damping = 1e-3
     for _ in range(opt.iterations):
@@ -257,10 +263,22 @@ def fit_landmarks(landmarks: np.ndarray, basis: FaceBasis | None = None,
     m = min(len(q_all), len(full))
     detail[:m] = local_all[:m] - full[:m]
     proj = scale * full[:n] @ rot.T + trans
-    residual = float(np.sqrt(np.mean(np.sum((proj[:, :2] - q[:, :2]) ** 2, axis=1)))) / iod
+    residual = float(np.sqrt(np.average(np.sum((proj[:, :2] - q[:, :2]) ** 2, axis=1), weights=pw))) / iod
     return FitResult(scale=float(scale), rotation=rot, translation=trans, shape=shape, aus=aus,
                      detail=detail, residual=residual, inter_ocular_px=iod, pose=rotation_to_pose(rot),
                      offset=offset)
+
+
+def _point_weight(point_weight: np.ndarray | None, n: int) -> np.ndarray:
+    """(n,) landmark weights, checked: finite, >= 0, at least 3 points weighted."""
+    if point_weight is None:
+        return np.ones(n)
+    pw = np.asarray(point_weight, dtype=np.float64)
+    if pw.shape != (n,) or not np.isfinite(pw).all() or (pw < 0).any():
+        raise ValueError(f"point_weight must be {n} finite weights >= 0, got shape {pw.shape}")
+    if np.count_nonzero(pw) < 3:
+        raise ValueError("point_weight must weight at least 3 landmarks")
+    return pw
 
 
 def _expmap(omega: np.ndarray) -> np.ndarray:

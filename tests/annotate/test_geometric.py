@@ -45,6 +45,26 @@ def test_fit_recovers_known_aus(aus):
     assert abs(fit.pose["yaw"] - 15.0) < 2.0
 
 
+def test_region_fits_read_upper_aus_from_the_upper_face_only():
+    """``regions``: the upper-face AUs come from a fit of the upper landmarks only, so noise on
+    the mouth's landmarks leaves them exactly as they were (the whole-face fit moves a little)."""
+    from annotate.geometric import UPPER_FROM
+
+    clean = project({"AU01": 3.0, "AU02": 3.0, "AU12": 3.0}).astype(np.float64)
+    y = load_basis().neutral[:468, 1]
+    mouth = np.flatnonzero(y < -2.5)                          # lips and chin
+    assert UPPER_FROM > -2.5
+    noisy = clean.copy()
+    noisy[mouth] += np.random.default_rng(5).normal(0.0, 6.0, (len(mouth), 3))
+    upper = [GANIMATION_AUS.index(a) for a in ("AU01", "AU02", "AU04", "AU05", "AU06", "AU07", "AU09")]
+    region = [fit_au17(lm, GeometricConfig(regions=True))[0] for lm in (clean, noisy)]
+    whole = [fit_au17(lm, GeometricConfig())[0] for lm in (clean, noisy)]
+    assert np.abs(region[0][upper] - region[1][upper]).max() < 1e-6
+    assert np.abs(whole[0][upper] - whole[1][upper]).max() > 1e-3
+    assert np.abs(region[0][upper[:2]] - 3.0).max() < 0.5
+    assert region[0][GANIMATION_AUS.index("AU12")] > 2.0       # the lower fit reads the mouth
+
+
 def test_fit_ranks_intensities():
     """More of an AU in the face -> more of it in the estimate (what the AUC check needs)."""
     k = GANIMATION_AUS.index("AU12")
