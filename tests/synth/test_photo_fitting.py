@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -85,15 +83,6 @@ def test_noisy_landmarks_give_pose_within_a_degree(basis):
     fit = fit_landmarks(noisy, basis, FitOptions(landmark_prior=False))
     assert max(abs(fit.pose[k] - p) for k, p in zip(("yaw", "pitch", "roll"), (15.0, -8.0, 5.0))) < 1.0
     assert 0.005 < fit.residual < 0.03          # scale-free: ~ the noise per inter-ocular distance
-
-
-def test_fit_is_fast(basis):
-    lm = _project(basis, np.zeros(len(basis.shape_names)), np.zeros(len(RIG_AUS)), (5.0, 5.0, 0.0))
-    fit_landmarks(lm, basis)
-    t0 = time.process_time()      # CPU time: robust to a busy machine
-    for _ in range(5):
-        fit_landmarks(lm, basis)
-    assert (time.process_time() - t0) / 5 < 0.5          # ~30 ms here; generous
 
 
 def test_rotation_to_pose_inverts_the_camera_rotation():
