@@ -92,7 +92,8 @@ _W: dict[str, Any] = {}
 
 def _init(min_face_px: float) -> None:
     from aukit.faces import FaceAnalyzer, FaceConfig
-    from synth.identity.photo import default_rig, texture_layout
+    from synth.identity.photo import default_rig
+    from synth.identity.photo_uv import texture_layout
 
     _W["faces"] = FaceAnalyzer(FaceConfig(min_face_px=min_face_px))
     _W["rig"] = default_rig()

@@ -19,7 +19,7 @@ rendering never runs detection. Method (details and measured limits in
    projected into the crop (``photo_xy``; the fit is a similarity, so projection commutes
    with the rig's subdivision and is exact on the fine mesh). The photo is resampled
    through these positions into a fixed cylindrical UV layout of the rig's face
-   (:func:`photo_uv`, ``TEXTURE_SIZE`` px): surfaces hidden in the photo then never share
+   (:mod:`synth.identity.photo_uv`, ``TEXTURE_SIZE`` px): surfaces hidden in the photo then never share
    texels with the surface in front of them, and the rig's per-AU wrinkle maps can be
    mapped onto it once per rig.
 4. **Visibility** per vertex: facing the camera (normal's z, smoothstep) and not hidden
@@ -44,7 +44,7 @@ rendering never runs detection. Method (details and measured limits in
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -58,6 +58,7 @@ from synth.head import orient_outward
 from synth.identity.photo_file import (FORMAT, FORMAT_VERSION, PhotoIdentity, load,  # noqa: F401
                                        read_meta, save)
 from synth.identity.photo_light import eye_colours, fit_light
+from synth.identity.photo_uv import TEXTURE_SIZE, texture_layout
 from synth.identity.raster import depth_visible, interpolate, rasterize
 
 if TYPE_CHECKING:
@@ -67,7 +68,6 @@ CROP_FACTOR = 2.4          # crop side / LM68 box side
 CROP_LIFT = 0.06           # crop centre above the box centre (fraction of the crop side)
 CROP_MAX = 512             # px: backdrop resolution cap (the photo's own resolution below it)
 CROP_MIN = 64              # px (smaller faces are upsampled to this)
-TEXTURE_SIZE = 512         # px: face texture in the rig's UV layout
 FEATHER_CM = 0.9           # the re-posed face fades into the backdrop over this band (cm)
 MARGIN_CM = 2.0            # ... and over this wider band on the sides (see opacity())
 VISIBLE_COS = (0.0, 0.4)    # normal . view: 0 visibility below, full above
@@ -182,45 +182,6 @@ def combined(rig: "HeadRig", v478: np.ndarray) -> np.ndarray:
 def _project(v: np.ndarray, scale: float, rot: np.ndarray, trans: np.ndarray) -> np.ndarray:
     q = scale * np.asarray(v) @ rot.T + trans
     return np.stack([q[:, 0], -q[:, 1]], 1)
-
-
-_LAYOUTS: dict[tuple[int, int], tuple[Any, np.ndarray, np.ndarray, np.ndarray]] = {}
-UV_AXIS_Z = -8.0           # cm: axis of the cylindrical texture layout (behind the face)
-UV_RADIUS = 9.0            # cm: arc length = UV_RADIUS * angle
-UV_SPAN = 18.0             # cm covered by the texture, both directions
-UV_CENTER_Y = -0.5         # cm
-
-
-def photo_uv(vertices: np.ndarray) -> np.ndarray:
-    """Texture coordinates (u, v; v up) of the photo-texture layout for *neutral rig* vertices
-    (N, 3): a cylinder around the vertical axis behind the face, ``u = 0.5`` on the midline.
-
-    Mirror-symmetric (x -> -x is u -> 1 - u) and, unlike ``HeadRig.face_uv`` (frontal
-    coordinates pushed through the subdivision, which folds near the face contour), without
-    folds on the fine face mesh. The same layout serves every identity.
-    """
-    v = np.asarray(vertices, np.float64)
-    theta = np.arctan2(v[:, 0], v[:, 2] - UV_AXIS_Z)
-    return np.stack([0.5 + UV_RADIUS * theta / UV_SPAN, 0.5 + (v[:, 1] - UV_CENTER_Y) / UV_SPAN], 1)
-
-
-def texture_layout(rig: "HeadRig", size: int = TEXTURE_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The rig's fine-mesh UVs in the photo layout, and the face-triangle id and barycentrics
-    of every texel (cached per rig and size)."""
-    key = (id(rig), size)
-    hit = _LAYOUTS.get(key)
-    if hit is None or hit[0] is not rig:
-        uv = photo_uv(rig.neutral)
-        ids, bary = rasterize(texel_coords(uv, size), rig.triangles[rig.is_face_tri], (size, size))
-        if len(_LAYOUTS) >= 4:
-            _LAYOUTS.clear()
-        hit = _LAYOUTS[key] = (rig, uv.astype(np.float32), ids, bary)
-    return hit[1], hit[2], hit[3]
-
-
-def texel_coords(uv: np.ndarray, size: int) -> np.ndarray:
-    """Texture coordinates (u, v; v up) -> texel pixel coordinates (x right, y down)."""
-    return np.stack([uv[:, 0] * size, (1.0 - uv[:, 1]) * size], 1)
 
 
 def _unwrap(crop: np.ndarray, rig: "HeadRig", fine_xy: np.ndarray, fine_vis: np.ndarray,

@@ -34,6 +34,7 @@ from aukit import landmarks as lmk
 from synth import parts
 from synth.camera import head_matrix
 from synth.identity import photo as photo_mod
+from synth.identity.photo_uv import texture_layout
 from synth.identity.photo_backdrop import warp_backdrop
 from synth.identity.procedural import HairStyle, Identity
 from synth.identity.paint import UV_ORIGIN, UV_SIZE
@@ -159,7 +160,7 @@ def build_photo_scene(spec, rig: HeadRig, cache) -> PhotoSceneGeometry:
     alpha = rec.feather * (1.0 - (1.0 - rec.relight) * (1.0 - facing * facing * (3 - 2 * facing)))
     face_rgba = np.concatenate([np.repeat(shade[:, None], 3, 1), alpha[:, None]], 1).astype(np.float32)
     colors = {"face": face_rgba}
-    uv, _, _ = photo_mod.texture_layout(rig, rec.texture.shape[0])
+    uv, _, _ = texture_layout(rig, rec.texture.shape[0])
     all_parts = [Part("face", skin, rig.triangles[face], normals, SEG_CLASSES["face"], uv=uv,
                       texture="face", roughness=0.62, tri_regions=bits[face])]
     all_parts += _eye_parts(rig, rec, geo, eyes_v, bits, rot, light, colors)
@@ -198,7 +199,7 @@ def _wrinkle_lookup(rig: HeadRig, size: int) -> tuple[np.ndarray, np.ndarray]:
     key = (id(rig), size)
     hit = _WRINKLE_LOOKUP.get(key)
     if hit is None or hit[0] is not rig:
-        _, ids, bary = photo_mod.texture_layout(rig, size)
+        _, ids, bary = texture_layout(rig, size)
         xy = interpolate(ids, bary, rig.triangles[rig.is_face_tri], rig.neutral[:, :2], fill=-100.0)
         col = (xy[..., 0] - UV_ORIGIN[0]) / UV_SIZE[0] * MAP_SIZE - 0.5
         row = (1.0 - (xy[..., 1] - UV_ORIGIN[1]) / UV_SIZE[1]) * MAP_SIZE - 0.5
