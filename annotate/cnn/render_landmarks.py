@@ -99,14 +99,13 @@ def training_landmarks(datasets: tuple[str, ...], cache_dir: str | Path | None, 
     samples whose expression strategy is in ``exclude`` left out. ``max_samples`` > 0: only
     the first that many renders of the concatenated folders, like the CNN's
     ``data.max_samples``."""
-    parts, offset = [], 0
+    parts, first_row = [], 0          # first_row: this folder's first render in the concatenation
     for d in datasets:
         part = folder_landmarks(d, cache_dir, workers)
-        if len(part["au17"]):
-            parts.append({**part, "row": part["row"] + offset})
-        offset += len(finished_ids(Path(d)))
-    if max_samples:
-        parts = [{f: p[f][p["row"] < max_samples] for f in FIELDS} for p in parts]
+        if max_samples:
+            part = {f: part[f][part["row"] < max_samples - first_row] for f in FIELDS}
+            first_row += len(finished_ids(Path(d)))
+        parts.append(part)
     parts = [p for p in parts if len(p["au17"])]
     if not parts:
         raise ValueError("no face was found on any render of the configured datasets")
