@@ -29,6 +29,22 @@ the mouth open and the eyes narrowed, which the sparse and EMFACS renders rarely
 AU01+AU04 or AU15.
 
     python -m annotate.cnn.expressions --kind distress --out runs/distress --rows 4000
+
+``--kind grief`` separates the two halves of the crying face: the grief brows (AU01+AU04,
+:data:`GRIEF_BROWS`) in every row, and the lower face drawn as in ``open-mouth``
+(independent lower-face AUs, lips parted in half the rows), with no cheek raise (AU06) and
+no emotion pattern below the eyes. In the sparse renders AU04 meets AU01 in a few percent of
+its samples, so a network learns AU04 as "brows lowered" and misses it in grief brows, where
+the inner brows rise while they are drawn together.
+
+    python -m annotate.cnn.expressions --kind grief --out runs/grief --rows 4000
+
+``--kind brows`` is the factorial version: AU01, AU02, AU04 (each in half the rows), AU05,
+AU07 and AU45 switched on independently of each other (:data:`BROW_RATES`), over the same
+independent lower face, so AU04 appears with and without AU01 equally often and neither can
+be read off the other.
+
+    python -m annotate.cnn.expressions --kind brows --out runs/brows --rows 4000
 """
 
 from __future__ import annotations
@@ -105,13 +121,63 @@ def open_mouth_rows(rows: int, seed: int = 0, open_rate: float = 0.5, max_active
     return table
 
 
+#: Upper-face grief combinations (AU01+AU04, sometimes with the lids tightened or lowered).
+GRIEF_BROWS: list[tuple[int, ...]] = [(1, 4), (1, 4), (1, 4, 7), (1, 4, 45)]
+
+#: Lower-face AUs the grief table draws independently of the brows.
+LOWER_AUS = ("AU10", "AU12", "AU14", "AU15", "AU17", "AU20", "AU23")
+
+
+def grief_rows(rows: int, seed: int = 0, open_rate: float = 0.5, max_lower: int = 3) -> np.ndarray:
+    """(rows, 17) FACS intensities: a :data:`GRIEF_BROWS` combination per row (each AU at
+    U(1.5, 5)), plus 0..``max_lower`` of :data:`LOWER_AUS` at U(1, 5) and, with probability
+    ``open_rate``, parted lips (AU25 U(1.5, 5); AU26 U(1, 5) in 60% of those), all drawn
+    independently of the brows."""
+    rng = np.random.default_rng(seed)
+    table = np.zeros((rows, len(GANIMATION_AUS)))
+    for r in range(rows):
+        for number in GRIEF_BROWS[int(rng.integers(len(GRIEF_BROWS)))]:
+            table[r, GANIMATION_AUS.index(f"AU{number:02d}")] = rng.uniform(1.5, 5.0)
+        _lower_face(table[r], rng, open_rate, max_lower)
+    return table
+
+
+#: Upper-face AU -> the rate the ``brows`` table switches it on, each independently.
+BROW_RATES: dict[str, float] = {"AU01": 0.5, "AU02": 0.5, "AU04": 0.5, "AU05": 0.25, "AU07": 0.25, "AU45": 0.15}
+
+
+def brow_rows(rows: int, seed: int = 0, open_rate: float = 0.5, max_lower: int = 3) -> np.ndarray:
+    """(rows, 17) FACS intensities: each of :data:`BROW_RATES`' AUs on at its rate (U(1.5, 5)),
+    independently of the others (a factorial design: AU04 appears with and without AU01
+    equally often), plus the lower face of :func:`grief_rows`."""
+    rng = np.random.default_rng(seed)
+    table = np.zeros((rows, len(GANIMATION_AUS)))
+    for r in range(rows):
+        for name, rate in BROW_RATES.items():
+            if rng.random() < rate:
+                table[r, GANIMATION_AUS.index(name)] = rng.uniform(1.5, 5.0)
+        _lower_face(table[r], rng, open_rate, max_lower)
+    return table
+
+
+def _lower_face(row: np.ndarray, rng: np.random.Generator, open_rate: float, max_lower: int) -> None:
+    """Fill ``row`` (17,) in place: 0..``max_lower`` of :data:`LOWER_AUS` at U(1, 5) and, with
+    probability ``open_rate``, parted lips (AU25 U(1.5, 5); AU26 U(1, 5) in 60% of those)."""
+    for a in rng.choice(LOWER_AUS, size=int(rng.integers(0, max_lower + 1)), replace=False):
+        row[GANIMATION_AUS.index(str(a))] = rng.uniform(1.0, 5.0)
+    if rng.random() < open_rate:
+        row[GANIMATION_AUS.index("AU25")] = rng.uniform(1.5, 5.0)
+        if rng.random() < 0.6:
+            row[GANIMATION_AUS.index("AU26")] = rng.uniform(1.0, 5.0)
+
+
 def distress_rows(rows: int, seed: int = 0) -> np.ndarray:
     """(rows, 17) FACS intensities: a random :data:`DISTRESS` combination per row, with
     :func:`variant_rows`' intensities."""
     return variant_rows(rows, seed, {"distress": DISTRESS})
 
 
-KINDS = {"variants": variant_rows, "open-mouth": open_mouth_rows, "distress": distress_rows}
+KINDS = {"variants": variant_rows, "open-mouth": open_mouth_rows, "distress": distress_rows, "grief": grief_rows, "brows": brow_rows}
 
 
 def write_table(out: Path, rows: int, seed: int = 0, kind: str = "variants") -> Path:
@@ -133,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--kind", choices=sorted(KINDS), default="variants",
                    help="variants: EMFACS emotion variants; open-mouth: independent AUs, lips parted in half the rows; "
-                        "distress: sadness variants and crying faces")
+                        "distress: sadness variants and crying faces; grief: AU01+AU04 brows over an independent lower face; "
+                        "brows: brow and lid AUs each on independently, over an independent lower face")
     args = p.parse_args(argv)
     print(f"wrote {write_table(args.out, args.rows, args.seed, args.kind)}")
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotate.cnn.expressions import (DISTRESS, INDEPENDENT_AUS, VARIANTS, distress_rows, open_mouth_rows, variant_rows,
-                                      write_table)
+from annotate.cnn.expressions import (BROW_RATES, DISTRESS, GRIEF_BROWS, INDEPENDENT_AUS, LOWER_AUS, VARIANTS, brow_rows,
+                                      distress_rows, grief_rows, open_mouth_rows, variant_rows, write_table)
 from aukit.aus import GANIMATION_AUS
 from aukit.dataset import read_au_table
 
@@ -49,6 +49,37 @@ def test_open_mouth_rows_part_the_lips_in_half_independently_of_the_other_aus():
     assert np.abs(others[opened].mean(axis=0) - others[~opened].mean(axis=0)).max() < 0.05
     corr = np.corrcoef(others.T.astype(float))
     assert np.abs(corr[~np.eye(len(corr), dtype=bool)]).max() < 0.12   # near-independent pairs
+    assert table.min() >= 0 and table.max() <= 5
+
+
+def test_grief_rows_pair_grief_brows_with_an_independent_lower_face():
+    table = grief_rows(4000, seed=5)
+    seen = [_active(row) for row in table]
+    assert all(1 in a and 4 in a for a in seen)                      # grief brows in every row
+    assert not any(n in a for a in seen for n in (2, 5, 6, 9))         # no raise, widening, cheek or nose
+    uppers = {tuple(n for n in a if n in (1, 4, 7, 45)) for a in seen}
+    assert uppers == {tuple(sorted(c)) for c in GRIEF_BROWS}
+    lower = table[:, [GANIMATION_AUS.index(a) for a in LOWER_AUS]] > 0
+    opened = table[:, MOUTH[0]] > 0
+    assert 0.45 < opened.mean() < 0.55 and lower.sum(axis=1).max() <= 3
+    # the lower face does not depend on the brows or the mouth opening
+    lid = table[:, GANIMATION_AUS.index("AU07")] > 0
+    assert np.abs(lower[lid].mean(axis=0) - lower[~lid].mean(axis=0)).max() < 0.06
+    assert np.abs(lower[opened].mean(axis=0) - lower[~opened].mean(axis=0)).max() < 0.05
+    assert table.min() >= 0 and table.max() <= 5
+
+
+def test_brow_rows_switch_each_upper_au_on_independently_at_its_rate():
+    table = brow_rows(6000, seed=6)
+    upper = table[:, [GANIMATION_AUS.index(a) for a in BROW_RATES]] > 0
+    assert np.allclose(upper.mean(axis=0), list(BROW_RATES.values()), atol=0.025)
+    au01, au04 = upper[:, 0], upper[:, 2]
+    assert abs(au01[au04].mean() - au01[~au04].mean()) < 0.04       # AU04 with and without AU01 alike
+    corr = np.corrcoef(upper.T.astype(float))
+    assert np.abs(corr[~np.eye(len(corr), dtype=bool)]).max() < 0.06
+    lower = table[:, [GANIMATION_AUS.index(a) for a in LOWER_AUS]] > 0
+    assert np.abs(lower[au04].mean(axis=0) - lower[~au04].mean(axis=0)).max() < 0.05
+    assert not table[:, [GANIMATION_AUS.index(a) for a in ("AU06", "AU09")]].any()
     assert table.min() >= 0 and table.max() <= 5
 
 
