@@ -114,10 +114,7 @@ def open_mouth_rows(rows: int, seed: int = 0, open_rate: float = 0.5, max_active
         k = int(rng.integers(1, max_active + 1))
         for a in rng.choice(INDEPENDENT_AUS, size=k, replace=False):
             table[r, GANIMATION_AUS.index(str(a))] = rng.uniform(1.0, 5.0)
-        if rng.random() < open_rate:
-            table[r, GANIMATION_AUS.index("AU25")] = rng.uniform(1.5, 5.0)
-            if rng.random() < 0.6:
-                table[r, GANIMATION_AUS.index("AU26")] = rng.uniform(1.0, 5.0)
+        _part_lips(table[r], rng, open_rate)
     return table
 
 
@@ -165,6 +162,12 @@ def _lower_face(row: np.ndarray, rng: np.random.Generator, open_rate: float, max
     probability ``open_rate``, parted lips (AU25 U(1.5, 5); AU26 U(1, 5) in 60% of those)."""
     for a in rng.choice(LOWER_AUS, size=int(rng.integers(0, max_lower + 1)), replace=False):
         row[GANIMATION_AUS.index(str(a))] = rng.uniform(1.0, 5.0)
+    _part_lips(row, rng, open_rate)
+
+
+def _part_lips(row: np.ndarray, rng: np.random.Generator, open_rate: float) -> None:
+    """With probability ``open_rate``, part the lips of ``row`` (17,) in place: AU25 U(1.5, 5),
+    and AU26 U(1, 5) in 60% of those."""
     if rng.random() < open_rate:
         row[GANIMATION_AUS.index("AU25")] = rng.uniform(1.5, 5.0)
         if rng.random() < 0.6:
@@ -177,7 +180,8 @@ def distress_rows(rows: int, seed: int = 0) -> np.ndarray:
     return variant_rows(rows, seed, {"distress": DISTRESS})
 
 
-KINDS = {"variants": variant_rows, "open-mouth": open_mouth_rows, "distress": distress_rows, "grief": grief_rows, "brows": brow_rows}
+KINDS = {"variants": variant_rows, "open-mouth": open_mouth_rows, "distress": distress_rows, "grief": grief_rows,
+         "brows": brow_rows}
 
 
 def write_table(out: Path, rows: int, seed: int = 0, kind: str = "variants") -> Path:
