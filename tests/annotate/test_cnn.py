@@ -249,7 +249,8 @@ def test_reader_parses_real_renders(tmp_path):
     assert np.all(np.abs(data.pose) <= 90)
 
 
-@pytest.mark.parametrize("name", ["cnn-render.yaml", "cnn-render-photo.yaml", "cnn-render-open.yaml"])
+@pytest.mark.parametrize("name", ["cnn-render.yaml", "cnn-render-photo.yaml", "cnn-render-open.yaml",
+                                  "cnn-render-brows.yaml"])
 def test_shipped_render_configs_load(name):
     """The annotator's render configs are valid ``ausynth render`` configs."""
     from synth.config import SynthConfig
