@@ -45,6 +45,12 @@ independent lower face, so AU04 appears with and without AU01 equally often and 
 be read off the other.
 
     python -m annotate.cnn.expressions --kind brows --out runs/brows --rows 4000
+
+``--kind upper`` adds the cheek raiser (AU06, :data:`UPPER_RATES`) to the factorial brows: in
+the other renders AU06 comes mostly with the smile or the squint, and the CNN's AU06 reads
+real happy faces at chance.
+
+    python -m annotate.cnn.expressions --kind upper --seed 35 --out runs/upper35 --rows 4000
 """
 
 from __future__ import annotations
@@ -143,14 +149,19 @@ def grief_rows(rows: int, seed: int = 0, open_rate: float = 0.5, max_lower: int 
 BROW_RATES: dict[str, float] = {"AU01": 0.5, "AU02": 0.5, "AU04": 0.5, "AU05": 0.25, "AU07": 0.25, "AU45": 0.15}
 
 
-def brow_rows(rows: int, seed: int = 0, open_rate: float = 0.5, max_lower: int = 3) -> np.ndarray:
-    """(rows, 17) FACS intensities: each of :data:`BROW_RATES`' AUs on at its rate (U(1.5, 5)),
-    independently of the others (a factorial design: AU04 appears with and without AU01
-    equally often), plus the lower face of :func:`grief_rows`."""
+#: :data:`BROW_RATES` plus the cheek raiser (AU06), for the ``upper`` table.
+UPPER_RATES: dict[str, float] = {**BROW_RATES, "AU06": 0.3}
+
+
+def brow_rows(rows: int, seed: int = 0, open_rate: float = 0.5, max_lower: int = 3,
+              rates: dict[str, float] | None = None) -> np.ndarray:
+    """(rows, 17) FACS intensities: each of ``rates``' AUs (default :data:`BROW_RATES`) on at
+    its rate (U(1.5, 5)), independently of the others (a factorial design: AU04 appears with
+    and without AU01 equally often), plus the lower face of :func:`grief_rows`."""
     rng = np.random.default_rng(seed)
     table = np.zeros((rows, len(GANIMATION_AUS)))
     for r in range(rows):
-        for name, rate in BROW_RATES.items():
+        for name, rate in (BROW_RATES if rates is None else rates).items():
             if rng.random() < rate:
                 table[r, GANIMATION_AUS.index(name)] = rng.uniform(1.5, 5.0)
         _lower_face(table[r], rng, open_rate, max_lower)
@@ -174,6 +185,12 @@ def _part_lips(row: np.ndarray, rng: np.random.Generator, open_rate: float) -> N
             row[GANIMATION_AUS.index("AU26")] = rng.uniform(1.0, 5.0)
 
 
+def upper_rows(rows: int, seed: int = 0) -> np.ndarray:
+    """(rows, 17) FACS intensities: :func:`brow_rows` with :data:`UPPER_RATES` (the cheek raiser
+    AU06 on in 30% of the rows, independently of the smile AU12 and of the lids)."""
+    return brow_rows(rows, seed, rates=UPPER_RATES)
+
+
 def distress_rows(rows: int, seed: int = 0) -> np.ndarray:
     """(rows, 17) FACS intensities: a random :data:`DISTRESS` combination per row, with
     :func:`variant_rows`' intensities."""
@@ -181,7 +198,7 @@ def distress_rows(rows: int, seed: int = 0) -> np.ndarray:
 
 
 KINDS = {"variants": variant_rows, "open-mouth": open_mouth_rows, "distress": distress_rows, "grief": grief_rows,
-         "brows": brow_rows}
+         "brows": brow_rows, "upper": upper_rows}
 
 
 def write_table(out: Path, rows: int, seed: int = 0, kind: str = "variants") -> Path:
@@ -204,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kind", choices=sorted(KINDS), default="variants",
                    help="variants: EMFACS emotion variants; open-mouth: independent AUs, lips parted in half the rows; "
                         "distress: sadness variants and crying faces; grief: AU01+AU04 brows over an independent lower face; "
-                        "brows: brow and lid AUs each on independently, over an independent lower face")
+                        "brows: brow and lid AUs each on independently, over an independent lower face; "
+                        "upper: brows plus the cheek raiser AU06, each on independently")
     args = p.parse_args(argv)
     print(f"wrote {write_table(args.out, args.rows, args.seed, args.kind)}")
     return 0

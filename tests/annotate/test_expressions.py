@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotate.cnn.expressions import (BROW_RATES, DISTRESS, GRIEF_BROWS, INDEPENDENT_AUS, LOWER_AUS, VARIANTS, brow_rows,
-                                      distress_rows, grief_rows, open_mouth_rows, variant_rows, write_table)
+from annotate.cnn.expressions import (BROW_RATES, DISTRESS, GRIEF_BROWS, INDEPENDENT_AUS, LOWER_AUS, UPPER_RATES, VARIANTS,
+                                      brow_rows, distress_rows, grief_rows, open_mouth_rows, upper_rows, variant_rows,
+                                      write_table)
 from aukit.aus import GANIMATION_AUS
 from aukit.dataset import read_au_table
 
@@ -81,6 +82,18 @@ def test_brow_rows_switch_each_upper_au_on_independently_at_its_rate():
     assert np.abs(lower[au04].mean(axis=0) - lower[~au04].mean(axis=0)).max() < 0.05
     assert not table[:, [GANIMATION_AUS.index(a) for a in ("AU06", "AU09")]].any()
     assert table.min() >= 0 and table.max() <= 5
+
+
+def test_upper_rows_add_the_cheek_raiser_independently_of_the_smile():
+    table = upper_rows(6000, seed=7)
+    on = table > 0
+    au06, au12, au07 = (on[:, GANIMATION_AUS.index(a)] for a in ("AU06", "AU12", "AU07"))
+    assert abs(au06.mean() - UPPER_RATES["AU06"]) < 0.025
+    assert abs(au12[au06].mean() - au12[~au06].mean()) < 0.04     # AU06 with and without the smile alike
+    assert abs(au07[au06].mean() - au07[~au06].mean()) < 0.04     # ... and with and without the squint
+    upper = on[:, [GANIMATION_AUS.index(a) for a in UPPER_RATES]]
+    assert np.allclose(upper.mean(axis=0), list(UPPER_RATES.values()), atol=0.025)
+    assert not on[:, GANIMATION_AUS.index("AU09")].any()
 
 
 def test_write_table_round_trips_and_rejects_unknown_kinds(tmp_path):
