@@ -249,8 +249,7 @@ def test_reader_parses_real_renders(tmp_path):
     assert np.all(np.abs(data.pose) <= 90)
 
 
-@pytest.mark.parametrize("name", ["cnn-render.yaml", "cnn-render-photo.yaml", "cnn-render-open.yaml",
-                                  "cnn-render-brows.yaml"])
+@pytest.mark.parametrize("name", ["cnn-render.yaml", "cnn-render-photo.yaml", "cnn-render-table.yaml"])
 def test_shipped_render_configs_load(name):
     """The annotator's render configs are valid ``ausynth render`` configs."""
     from synth.config import SynthConfig
