@@ -51,6 +51,12 @@ the other renders AU06 comes mostly with the smile or the squint, and the CNN's 
 real happy faces at chance.
 
     python -m annotate.cnn.expressions --kind upper --seed 35 --out runs/upper35 --rows 4000
+
+``--kind jaw`` draws surprise's four AUs factorially: the brows of ``brows``, the lids widened
+(AU05) in half the rows, and the jaw dropped (AU26) in half the rows, independently; in the
+``brows`` table AU26 is on in 30% of the rows and AU05 in 25%.
+
+    python -m annotate.cnn.expressions --kind jaw --seed 36 --out runs/jaw36 --rows 4000
 """
 
 from __future__ import annotations
@@ -191,6 +197,27 @@ def upper_rows(rows: int, seed: int = 0) -> np.ndarray:
     return brow_rows(rows, seed, rates=UPPER_RATES)
 
 
+#: Upper-face rates of the ``jaw`` table: the brows of :data:`BROW_RATES`, the lids widened (AU05)
+#: in half the rows.
+JAW_BROW_RATES: dict[str, float] = {**BROW_RATES, "AU05": 0.5}
+
+
+def jaw_rows(rows: int, seed: int = 0, jaw_rate: float = 0.5, max_lower: int = 3) -> np.ndarray:
+    """(rows, 17) FACS intensities: :data:`JAW_BROW_RATES`' AUs each on at its rate (U(1.5, 5)),
+    0..``max_lower`` of :data:`LOWER_AUS` (U(1, 5)), and the jaw dropped (AU26 U(1, 5), lips
+    parted: AU25 U(1.5, 5)) in ``jaw_rate`` of the rows, else lips parted alone in 20%; all
+    independent, so AU01, AU02 and AU05 meet AU26 as often as not (surprise's four AUs)."""
+    rng = np.random.default_rng([seed, 1])    # a stream of its own, apart from brow_rows' (seed)
+    table = brow_rows(rows, seed, open_rate=0.0, max_lower=max_lower, rates=JAW_BROW_RATES)
+    for row in table:
+        if rng.random() < jaw_rate:
+            row[GANIMATION_AUS.index("AU26")] = rng.uniform(1.0, 5.0)
+            row[GANIMATION_AUS.index("AU25")] = rng.uniform(1.5, 5.0)
+        elif rng.random() < 0.2:
+            row[GANIMATION_AUS.index("AU25")] = rng.uniform(1.5, 5.0)
+    return table
+
+
 def distress_rows(rows: int, seed: int = 0) -> np.ndarray:
     """(rows, 17) FACS intensities: a random :data:`DISTRESS` combination per row, with
     :func:`variant_rows`' intensities."""
@@ -198,7 +225,8 @@ def distress_rows(rows: int, seed: int = 0) -> np.ndarray:
 
 
 KINDS = {"variants": variant_rows, "open-mouth": open_mouth_rows, "distress": distress_rows, "grief": grief_rows,
-         "brows": brow_rows, "upper": upper_rows}
+         "brows": brow_rows, "upper": upper_rows,
+         "jaw": jaw_rows}
 
 
 def write_table(out: Path, rows: int, seed: int = 0, kind: str = "variants") -> Path:
@@ -222,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="variants: EMFACS emotion variants; open-mouth: independent AUs, lips parted in half the rows; "
                         "distress: sadness variants and crying faces; grief: AU01+AU04 brows over an independent lower face; "
                         "brows: brow and lid AUs each on independently, over an independent lower face; "
-                        "upper: brows plus the cheek raiser AU06, each on independently")
+                        "upper: brows plus the cheek raiser AU06, each on independently; "
+                        "jaw: brows and widened lids with the jaw dropped in half the rows, independently")
     args = p.parse_args(argv)
     print(f"wrote {write_table(args.out, args.rows, args.seed, args.kind)}")
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotate.cnn.expressions import (BROW_RATES, DISTRESS, GRIEF_BROWS, INDEPENDENT_AUS, LOWER_AUS, UPPER_RATES, VARIANTS,
-                                      brow_rows, distress_rows, grief_rows, open_mouth_rows, upper_rows, variant_rows,
+from annotate.cnn.expressions import (BROW_RATES, DISTRESS, GRIEF_BROWS, INDEPENDENT_AUS, JAW_BROW_RATES, LOWER_AUS, UPPER_RATES, VARIANTS,
+                                      brow_rows, distress_rows, grief_rows, jaw_rows, open_mouth_rows, upper_rows, variant_rows,
                                       write_table)
 from aukit.aus import GANIMATION_AUS
 from aukit.dataset import read_au_table
@@ -94,6 +94,17 @@ def test_upper_rows_add_the_cheek_raiser_independently_of_the_smile():
     upper = on[:, [GANIMATION_AUS.index(a) for a in UPPER_RATES]]
     assert np.allclose(upper.mean(axis=0), list(UPPER_RATES.values()), atol=0.025)
     assert not on[:, GANIMATION_AUS.index("AU09")].any()
+
+
+def test_jaw_rows_drop_the_jaw_in_half_the_rows_independently_of_the_brows_and_lids():
+    table = jaw_rows(6000, seed=8)
+    on = table > 0
+    au26, au25 = on[:, GANIMATION_AUS.index("AU26")], on[:, GANIMATION_AUS.index("AU25")]
+    assert abs(au26.mean() - 0.5) < 0.025 and au25[au26].all()      # a dropped jaw parts the lips
+    upper = on[:, [GANIMATION_AUS.index(a) for a in JAW_BROW_RATES]]
+    assert np.allclose(upper.mean(axis=0), list(JAW_BROW_RATES.values()), atol=0.025)
+    assert np.abs(upper[au26].mean(axis=0) - upper[~au26].mean(axis=0)).max() < 0.04
+    assert table.min() >= 0 and table.max() <= 5
 
 
 def test_write_table_round_trips_and_rejects_unknown_kinds(tmp_path):
