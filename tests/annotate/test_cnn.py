@@ -261,7 +261,8 @@ def test_shipped_render_configs_load(name):
 def test_shipped_cnn_preset_loads_with_the_region_model():
     cfg = cfgmod.load(TrainConfig, Path(__file__).resolve().parents[2] / "configs" / "annotate" / "cnn-cpu.yaml")
     assert cfg.model.regions and cfg.run.keep == "best_dev"
-    assert [Path(d).name for d in cfg.data.datasets] == ["p21", "p25", "p33", "p34"]   # p33, p34: factorial brow renders
+    assert [Path(d).name for d in cfg.data.datasets] == ["p21", "p25", "p33", "p36"]   # p33, p36: factorial tables
+    assert cfg.run.seed == 1
     assert cfg.data.prototype_boost == 0 and cfg.model.mixstyle == 0.5
 
 
