@@ -164,10 +164,11 @@ def brow_rows(rows: int, seed: int = 0, open_rate: float = 0.5, max_lower: int =
     """(rows, 17) FACS intensities: each of ``rates``' AUs (default :data:`BROW_RATES`) on at
     its rate (U(1.5, 5)), independently of the others (a factorial design: AU04 appears with
     and without AU01 equally often), plus the lower face of :func:`grief_rows`."""
+    rates = BROW_RATES if rates is None else rates
     rng = np.random.default_rng(seed)
     table = np.zeros((rows, len(GANIMATION_AUS)))
     for r in range(rows):
-        for name, rate in (BROW_RATES if rates is None else rates).items():
+        for name, rate in rates.items():
             if rng.random() < rate:
                 table[r, GANIMATION_AUS.index(name)] = rng.uniform(1.5, 5.0)
         _lower_face(table[r], rng, open_rate, max_lower)
@@ -225,8 +226,7 @@ def distress_rows(rows: int, seed: int = 0) -> np.ndarray:
 
 
 KINDS = {"variants": variant_rows, "open-mouth": open_mouth_rows, "distress": distress_rows, "grief": grief_rows,
-         "brows": brow_rows, "upper": upper_rows,
-         "jaw": jaw_rows}
+         "brows": brow_rows, "upper": upper_rows, "jaw": jaw_rows}
 
 
 def write_table(out: Path, rows: int, seed: int = 0, kind: str = "variants") -> Path:
