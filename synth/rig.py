@@ -21,6 +21,7 @@ from synth.head import build_loft, orient_outward
 from synth.subdivide import loop_subdivision
 
 MOVE_THRESHOLD_CM = 0.05   # a vertex belongs to an AU's region if the AU moves it this much
+EYELID_CM = 0.10           # eyelid thickness: skin stays this far outside the eyeballs
 
 
 @dataclass(frozen=True)
@@ -180,16 +181,26 @@ def _incidence(triangles: np.ndarray, n: int) -> sp.csr_matrix:
 
 
 def _fit_eye_center(v: np.ndarray, contour: tuple[int, ...]) -> np.ndarray:
-    """Eyeball centre such that the lid margin lies on the eyeball (radius EYE_RADIUS)."""
+    """Eyeball centre: the sphere through the lid margin, set back until every margin point
+    lies at least one eyelid thickness outside the eyeball.
+
+    Why set back: :func:`_eyelid_collision` keeps skin that far out, and a margin fitted onto
+    the eyeball was pushed out at rest, which opened every neutral eye by ~16% (the photo
+    identities' lid gap 0.31 -> 0.36 of the eye width): real neutral eyes then looked half
+    closed next to any render.
+    """
     pts = v[list(contour)]
     start = pts.mean(0) - np.array([0.0, 0.0, parts.EYE_RADIUS * 0.8])
-    res = least_squares(lambda c: np.linalg.norm(pts - c, axis=1) - parts.EYE_RADIUS, start)
-    return res.x - np.array([0.0, 0.0, 0.03])
+    c = least_squares(lambda c: np.linalg.norm(pts - c, axis=1) - parts.EYE_RADIUS, start).x
+    # smallest move back along -z putting each point at >= shell: |p - c + t z| = shell
+    shell, d = parts.EYE_RADIUS + EYELID_CM, pts - c
+    t = -d[:, 2] + np.sqrt(np.maximum(d[:, 2] ** 2 - (d ** 2).sum(1) + shell ** 2, 0.0))
+    return c - np.array([0.0, 0.0, max(float(t.max()), 0.0) + 0.005])
 
 
 def _eyelid_collision(v: np.ndarray, centers: np.ndarray, loft_weight: np.ndarray) -> np.ndarray:
     """Push skin vertices that sink into an eyeball back onto its surface (lids slide over)."""
-    r = parts.EYE_RADIUS + 0.10   # eyelid thickness; also covers chords of large triangles
+    r = parts.EYE_RADIUS + EYELID_CM   # also covers chords of large triangles
     for c in centers:
         d = v - c
         dist = np.linalg.norm(d, axis=1)
