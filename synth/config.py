@@ -179,6 +179,10 @@ class IdentityConfig:
     the camera) is drawn inside ``photo_yaw/pitch/roll``, at most ``photo_max_turn``
     (yaw, pitch, roll) from the photo's own pose and inside the identity's texture limits;
     camera distance from ``photo_distance_cm``.
+
+    ``eyeball_fit``: where the eyeballs sit behind the lids (``synth.rig.EYEBALL_FITS``):
+    ``behind_lids`` keeps every neutral face's lid gap; ``on_margin`` is the rig before
+    2026-11-24 (resting eyes ~16% wider), kept to reproduce renders made with it.
     """
 
     pool_size: int = 400
@@ -190,9 +194,12 @@ class IdentityConfig:
     photo_roll: tuple[float, float] = (-15.0, 15.0)
     photo_max_turn: tuple[float, float, float] = (20.0, 15.0, 12.0)
     photo_distance_cm: tuple[float, float] = (70.0, 150.0)
+    eyeball_fit: str = "behind_lids"
 
     def __post_init__(self) -> None:
         check(self.pool_size >= 1, "identity.pool_size must be >= 1")
+        check(self.eyeball_fit in ("behind_lids", "on_margin"),
+              "identity.eyeball_fit must be 'behind_lids' or 'on_margin'")
         check(0 <= self.test_fraction < 1, "identity.test_fraction must be in [0, 1)")
         check(0 <= self.photo_fraction <= 1, "identity.photo_fraction must be in [0, 1]")
         check_range("identity.photo_yaw", self.photo_yaw, -60, 60)

@@ -22,6 +22,10 @@ from synth.subdivide import loop_subdivision
 
 MOVE_THRESHOLD_CM = 0.05   # a vertex belongs to an AU's region if the AU moves it this much
 EYELID_CM = 0.10           # eyelid thickness: skin stays this far outside the eyeballs
+#: where the eyeballs sit: "behind_lids" (resting lid margins one eyelid thickness outside, so
+#: a neutral face keeps its lid gap) or "on_margin" (the rig before 2026-11-24: the collision
+#: pushes resting lids ~16% apart; kept to reproduce renders made with it)
+EYEBALL_FITS = ("behind_lids", "on_margin")
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,11 @@ class IdentityGeometry:
 class HeadRig:
     """Face + skull mesh with subdivided AU fields, and the parts that go with it."""
 
-    def __init__(self, basis: FaceBasis | None = None, subdivisions: int = 1):
+    def __init__(self, basis: FaceBasis | None = None, subdivisions: int = 1,
+                 eyeball_fit: str = "behind_lids"):
+        if eyeball_fit not in EYEBALL_FITS:
+            raise ValueError(f"eyeball_fit must be one of {EYEBALL_FITS}, not {eyeball_fit!r}")
+        self.eyeball_fit = eyeball_fit
         self.basis = basis or load_basis()
         b = self.basis
         self.loft = build_loft(b.neutral)
@@ -114,13 +122,18 @@ class HeadRig:
         hair = np.zeros(len(base)) if hair is None else hair
         if hair_thickness > 0:
             base = base + (hair_thickness * hair)[:, None] * self.loft_dir
-        centers = np.stack([_fit_eye_center(base, lmk.R_UPPER_LID + lmk.R_LOWER_LID[1:-1]),
-                            _fit_eye_center(base, lmk.L_UPPER_LID + lmk.L_LOWER_LID[1:-1])])
+        centers = self.eye_centers(base)
         lip_y, front_z = float(base[[13, 14], 1].mean()), float(base[[13, 14], 2].mean())
         arches = parts.arches(lip_y, front_z)
         width = float(abs(base[78, 0] - base[308, 0]))
         return IdentityGeometry(base=base, eye_centers=centers, hair=hair, arches=arches,
                                 interior=_interior(arches, lip_y, front_z, width))
+
+    def eye_centers(self, base: np.ndarray) -> np.ndarray:
+        """(2, 3) eyeball centres (right, left) for an identity's neutral fine vertices."""
+        behind = self.eyeball_fit == "behind_lids"
+        return np.stack([_fit_eye_center(base, lmk.R_UPPER_LID + lmk.R_LOWER_LID[1:-1], behind),
+                         _fit_eye_center(base, lmk.L_UPPER_LID + lmk.L_LOWER_LID[1:-1], behind)])
 
     # ------------------------------------------------------------------ posing
     def deform(self, ident: IdentityGeometry, aus: np.ndarray) -> np.ndarray:
@@ -180,18 +193,20 @@ def _incidence(triangles: np.ndarray, n: int) -> sp.csr_matrix:
     return sp.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, len(triangles))).tocsr()
 
 
-def _fit_eye_center(v: np.ndarray, contour: tuple[int, ...]) -> np.ndarray:
-    """Eyeball centre: the sphere through the lid margin, set back until every margin point
-    lies at least one eyelid thickness outside the eyeball.
+def _fit_eye_center(v: np.ndarray, contour: tuple[int, ...], behind_lids: bool = True) -> np.ndarray:
+    """Eyeball centre: the sphere through the lid margin, set back (``behind_lids``) until
+    every margin point lies at least one eyelid thickness outside the eyeball.
 
     Why set back: :func:`_eyelid_collision` keeps skin that far out, and a margin fitted onto
-    the eyeball was pushed out at rest, which opened every neutral eye by ~16% (the photo
-    identities' lid gap 0.31 -> 0.36 of the eye width): real neutral eyes then looked half
-    closed next to any render.
+    the eyeball (``behind_lids=False``, the rig before 2026-11-24) was pushed out at rest,
+    which opened every neutral eye by ~16% (the photo identities' lid gap 0.31 -> 0.36 of the
+    eye width): real neutral eyes then looked half closed next to any render.
     """
     pts = v[list(contour)]
     start = pts.mean(0) - np.array([0.0, 0.0, parts.EYE_RADIUS * 0.8])
     c = least_squares(lambda c: np.linalg.norm(pts - c, axis=1) - parts.EYE_RADIUS, start).x
+    if not behind_lids:
+        return c - np.array([0.0, 0.0, 0.03])
     # smallest move back along -z putting each point at >= shell: |p - c + t z| = shell
     shell, d = parts.EYE_RADIUS + EYELID_CM, pts - c
     t = -d[:, 2] + np.sqrt(np.maximum(d[:, 2] ** 2 - (d ** 2).sum(1) + shell ** 2, 0.0))

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from aukit import landmarks as lmk
 from synth import parts
 from synth.camera import head_matrix
 from synth.identity import photo as photo_mod
@@ -40,7 +39,7 @@ from synth.identity.procedural import HairStyle, Identity
 from synth.identity.paint import UV_ORIGIN, UV_SIZE
 from synth.identity.raster import interpolate
 from synth.identity.wrinkles import MAP_SIZE, wrinkle_darkness
-from synth.rig import SEG_CLASSES, HeadRig, IdentityGeometry, Part, _fit_eye_center, _interior
+from synth.rig import SEG_CLASSES, HeadRig, IdentityGeometry, Part, _interior
 from synth.scene import SceneGeometry, pose_head
 
 SHADE_RANGE = (0.55, 1.7)        # clamp of the relighting ratio
@@ -97,8 +96,7 @@ def load_record(path: str, rig: HeadRig) -> tuple[PhotoRecord, IdentityGeometry]
     v_id = pid.vertices.astype(np.float64)
     sub = rig.subdiv.matrix
     base = np.asarray(sub @ photo_mod.combined(rig, v_id))
-    centers = np.stack([_fit_eye_center(base, lmk.R_UPPER_LID + lmk.R_LOWER_LID[1:-1]),
-                        _fit_eye_center(base, lmk.L_UPPER_LID + lmk.L_LOWER_LID[1:-1])])
+    centers = rig.eye_centers(base)
     lip_y, front_z = float(base[[13, 14], 1].mean()), float(base[[13, 14], 2].mean())
     arches = parts.arches(lip_y, front_z)
     width = float(abs(base[78, 0] - base[308, 0]))

@@ -141,3 +141,23 @@ def test_dry_run_and_help():
     assert r.returncode == 0 and "gaze: 5.0" in r.stdout
     r = _cli("render", "--help")
     assert r.returncode == 0 and "--workers" in r.stdout and "resumes" in r.stdout
+
+
+def _lid_gap68(meta: dict) -> float:
+    """Mean lid gap over eye width from the 68-point landmarks (both eyes)."""
+    p = np.asarray(meta["landmarks68"], dtype=float)
+    gap = lambda a, b, c, d, l, r: (np.linalg.norm(p[a] - p[b]) + np.linalg.norm(p[c] - p[d])) / (2 * np.linalg.norm(p[l] - p[r]))  # noqa: E731
+    return 0.5 * (gap(37, 41, 38, 40, 36, 39) + gap(43, 47, 44, 46, 42, 45))
+
+
+def test_eyeball_fit_reaches_the_workers(tmp_path):
+    """``identity.eyeball_fit=on_margin`` (the rig before the eyelid fix) renders the same
+    scenes with wider resting eyes; the default keeps each identity's lid gap."""
+    gaps = {}
+    for fit in ("behind_lids", "on_margin"):
+        job = prepare_job(load(SynthConfig, overrides=SMALL + [f"identity.eyeball_fit={fit}"]), tmp_path / fit, 6, 3)
+        run_job(job, workers=1, progress=False)
+        ms = metas(tmp_path / fit)
+        gaps[fit] = np.array([_lid_gap68(m) for m in ms.values()])
+        assert read_manifest(tmp_path / fit)["config"]["identity"]["eyeball_fit"] == fit
+    assert gaps["on_margin"].mean() > 1.05 * gaps["behind_lids"].mean()

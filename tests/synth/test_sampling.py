@@ -86,6 +86,7 @@ def test_identity_split_is_identity_disjoint():
     ("output.size=7", "output.size"),
     ("expression.weights={dataset: 1.0}", "expression.dataset"),
     ("output.backend=povray", "output.backend"),
+    ("identity.eyeball_fit=open", "identity.eyeball_fit"),
 ])
 def test_bad_config_is_rejected_with_the_key_named(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
