@@ -168,6 +168,12 @@ class BackgroundConfig:
         check(0 <= self.image_fraction <= 1, "background.image_fraction must be in [0, 1]")
 
 
+#: where the rig puts the eyeballs (``identity.eyeball_fit``; ``synth.rig._fit_eye_center``):
+#: "behind_lids" (resting lid margins one eyelid thickness outside, so a neutral face keeps its
+#: lid gap) or "on_margin" (the rig before 2026-11-24: the eyelid collision pushes resting lids
+#: ~16% apart; kept to reproduce renders made with it)
+EYEBALL_FITS = ("behind_lids", "on_margin")
+
 @dataclass(frozen=True)
 class IdentityConfig:
     """A pool of procedural identities; whole identities go to the test split.
@@ -180,7 +186,7 @@ class IdentityConfig:
     (yaw, pitch, roll) from the photo's own pose and inside the identity's texture limits;
     camera distance from ``photo_distance_cm``.
 
-    ``eyeball_fit``: where the eyeballs sit behind the lids (``synth.rig.EYEBALL_FITS``):
+    ``eyeball_fit``: where the eyeballs sit behind the lids (:data:`EYEBALL_FITS`):
     ``behind_lids`` keeps every neutral face's lid gap; ``on_margin`` is the rig before
     2026-11-24 (resting eyes ~16% wider), kept to reproduce renders made with it.
     """
@@ -198,8 +204,7 @@ class IdentityConfig:
 
     def __post_init__(self) -> None:
         check(self.pool_size >= 1, "identity.pool_size must be >= 1")
-        check(self.eyeball_fit in ("behind_lids", "on_margin"),
-              "identity.eyeball_fit must be 'behind_lids' or 'on_margin'")
+        check(self.eyeball_fit in EYEBALL_FITS, f"identity.eyeball_fit must be one of {EYEBALL_FITS}")
         check(0 <= self.test_fraction < 1, "identity.test_fraction must be in [0, 1)")
         check(0 <= self.photo_fraction <= 1, "identity.photo_fraction must be in [0, 1]")
         check_range("identity.photo_yaw", self.photo_yaw, -60, 60)

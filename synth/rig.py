@@ -17,15 +17,12 @@ from scipy.optimize import least_squares
 from aukit import landmarks as lmk
 from aukit.basis import FaceBasis, load_basis
 from synth import parts
+from synth.config import EYEBALL_FITS
 from synth.head import build_loft, orient_outward
 from synth.subdivide import loop_subdivision
 
 MOVE_THRESHOLD_CM = 0.05   # a vertex belongs to an AU's region if the AU moves it this much
 EYELID_CM = 0.10           # eyelid thickness: skin stays this far outside the eyeballs
-#: where the eyeballs sit: "behind_lids" (resting lid margins one eyelid thickness outside, so
-#: a neutral face keeps its lid gap) or "on_margin" (the rig before 2026-11-24: the collision
-#: pushes resting lids ~16% apart; kept to reproduce renders made with it)
-EYEBALL_FITS = ("behind_lids", "on_margin")
 
 
 @dataclass(frozen=True)
