@@ -7,7 +7,7 @@ Ranges are ``[min, max]`` pairs; angles in degrees, lengths in cm.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from aukit.config import check, check_range
 
@@ -172,7 +172,9 @@ class BackgroundConfig:
 #: "behind_lids" (resting lid margins one eyelid thickness outside, so a neutral face keeps its
 #: lid gap) or "on_margin" (the rig before 2026-11-24: the eyelid collision pushes resting lids
 #: ~16% apart; kept to reproduce renders made with it)
-EYEBALL_FITS = ("behind_lids", "on_margin")
+EyeballFit = Literal["behind_lids", "on_margin"]
+EYEBALL_FITS: tuple[str, ...] = get_args(EyeballFit)
+
 
 @dataclass(frozen=True)
 class IdentityConfig:
@@ -200,11 +202,10 @@ class IdentityConfig:
     photo_roll: tuple[float, float] = (-15.0, 15.0)
     photo_max_turn: tuple[float, float, float] = (20.0, 15.0, 12.0)
     photo_distance_cm: tuple[float, float] = (70.0, 150.0)
-    eyeball_fit: str = "behind_lids"
+    eyeball_fit: EyeballFit = "behind_lids"
 
     def __post_init__(self) -> None:
         check(self.pool_size >= 1, "identity.pool_size must be >= 1")
-        check(self.eyeball_fit in EYEBALL_FITS, f"identity.eyeball_fit must be one of {EYEBALL_FITS}")
         check(0 <= self.test_fraction < 1, "identity.test_fraction must be in [0, 1)")
         check(0 <= self.photo_fraction <= 1, "identity.photo_fraction must be in [0, 1]")
         check_range("identity.photo_yaw", self.photo_yaw, -60, 60)
