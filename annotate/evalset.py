@@ -156,17 +156,25 @@ def dev_neutral_photos(root: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m annotate.evalset dev-neutrals --real-faces DIR --out DIR``: link the dev
-    half's neutral photos (one per person) into ``--out``, ready for ``ausynth identities build``."""
+    """``python -m annotate.evalset dev-neutrals --real-faces DIR --out DIR`` links the dev
+    half's neutral photos (one per person) into ``--out``, ready for ``ausynth identities build``;
+    ``python -m annotate.evalset cache --real-faces DIR --out FILE.npz`` detects and crops every
+    photo once (the face cache the emotion-AUC bench and the CNN's dev evaluation read)."""
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m annotate.evalset", description=main.__doc__)
-    p.add_argument("command", choices=["dev-neutrals"])
+    p.add_argument("command", choices=["dev-neutrals", "cache"])
     p.add_argument("--real-faces", type=Path, required=True, help="real_faces folder (labels.csv, images/)")
-    p.add_argument("--out", type=Path, required=True, help="folder to fill with symlinks")
+    p.add_argument("--out", type=Path, required=True,
+                   help="dev-neutrals: folder to fill with symlinks; cache: the .npz to write")
     args = p.parse_args(argv)
     if not (args.real_faces / "labels.csv").is_file():
         p.error(f"{args.real_faces}/labels.csv not found")
+    if args.command == "cache":
+        print(f"building the face cache {args.out} (detection + crops of every photo, a few minutes)")
+        fs = load_cache(build_cache(args.real_faces, args.out))
+        print(f"{len(fs.names)} faces cached in {args.out}; {len(fs.missed)} photos without a face")
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     photos = dev_neutral_photos(args.real_faces)
     for src in photos:

@@ -98,9 +98,16 @@ def evaluate(model: AUNet, val: SynthArrays, dev: Any, cfg: TrainConfig) -> dict
 
 
 def load_dev(cfg: TrainConfig) -> Any:
-    """A fixed subset of the real-face dev split (all non-neutral faces, capped neutral), or None."""
-    if not cfg.data.dev_cache or not Path(cfg.data.dev_cache).is_file():
+    """A fixed subset of the real-face dev split (all non-neutral faces, capped neutral), or None
+    when no ``data.dev_cache`` is configured. A configured cache that is missing is an error, not a
+    silent fallback: without it ``best_dev`` and the dev-chosen blend quietly become another recipe."""
+    if not cfg.data.dev_cache:
         return None
+    if not Path(cfg.data.dev_cache).is_file():
+        raise FileNotFoundError(
+            f"data.dev_cache {cfg.data.dev_cache} not found: build it with `python -m annotate.evalset cache "
+            f"--real-faces DIR --out {cfg.data.dev_cache}`, or set data.dev_cache=null to train without the dev "
+            "evaluation (then run.keep best_dev keeps the last step and the blend is even)")
     from annotate.evalset import load_cache
 
     fs = load_cache(Path(cfg.data.dev_cache))
@@ -120,6 +127,7 @@ def train(cfg: TrainConfig) -> Path:
     out = Path(cfg.run.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(cfgmod.dump_yaml(cfg))
+    dev = load_dev(cfg)   # first: a missing cache fails before minutes of decoding
     data = load_training_arrays(cfg.data.datasets, cfg.data.load_size, cfg.data.cache_dir, cfg.data.max_samples)
     trainset, val = data.take(np.flatnonzero(~data.test)), data.take(np.flatnonzero(data.test)[:2000])
     weights = trainset.weights(cfg.data.occlusion_floor)
@@ -128,7 +136,6 @@ def train(cfg: TrainConfig) -> Path:
     if not n_drawn:
         raise ValueError("every training render is an emotion prototype and data.prototype_boost is 0")
     p = p / p.sum()
-    dev = load_dev(cfg)
     print(f"training on {n_drawn} rendered samples ({len(val)} for validation)"
           f"{'' if dev is None else f', dev AUCs on {len(dev.names)} real faces'}", flush=True)
 
@@ -252,7 +259,11 @@ def main(args: argparse.Namespace) -> int:
             print(f"error: {exc}")
             return 2
     else:
-        path = train(cfg)
+        try:
+            path = train(cfg)
+        except FileNotFoundError as exc:   # a dataset folder or the dev cache is missing
+            print(f"error: {exc}")
+            return 2
     print(f"wrote {path}")
     return 0
 

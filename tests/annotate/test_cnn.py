@@ -213,6 +213,22 @@ def test_best_dev_keeps_the_checkpoint_with_the_best_dev_auc(rendered_like, tmp_
     assert last["steps"] == 6
 
 
+def test_configured_dev_cache_that_is_missing_fails_before_training(rendered_like, tmp_path, capsys, monkeypatch):
+    """A configured but missing data.dev_cache must not silently train another recipe (last step,
+    even blend): the CLI names the file and the command that builds it, and nothing is decoded."""
+    import annotate.cnn.train as train_mod
+
+    monkeypatch.setattr(train_mod, "load_training_arrays", lambda *a, **k: pytest.fail("decoded before the check"))
+    missing = tmp_path / "no_cache.npz"
+    args = train_mod.build_parser().parse_args([
+        "--set", f"data.datasets=[{rendered_like}]", "--set", f"data.dev_cache={missing}",
+        "--set", f"run.out_dir={tmp_path / 'run'}"])
+    assert train_mod.main(args) == 2
+    msg = capsys.readouterr().out
+    assert str(missing) in msg and "python -m annotate.evalset cache" in msg
+    assert not (tmp_path / "run" / "model.pt").exists()
+
+
 def test_dev_score_and_keep_validation():
     from annotate.cnn.train import dev_score
 

@@ -47,3 +47,21 @@ def test_emotion_auc_uses_the_facs_key_aus():
     emo = np.array(["happiness", "happiness", "neutral", "neutral"])
     out = evalset.emotion_aucs(au, emo, ("happiness",))
     assert out["happiness"]["auc"] == 0.75 and out["happiness"]["n_pos"] == 2
+
+
+def test_cache_command_crops_faces_and_lists_the_rest(tmp_path, feat_data):
+    import shutil
+
+    root = tmp_path / "rf"
+    write_labels(root, [("a.jpg", "pa", "neutral"), ("b.jpg", "pb", "happiness"), ("c.jpg", "pc", "neutral")])
+    shutil.copy(feat_data / "single_face.jpg", root / "images" / "a.jpg")
+    shutil.copy(feat_data / "free-mountain-vector-01.jpg", root / "images" / "b.jpg")   # no face
+    # c.jpg stays the 1-byte corrupt file write_labels made
+    out = tmp_path / "cache" / "faces.npz"
+    assert evalset.main(["cache", "--real-faces", str(root), "--out", str(out)]) == 0
+    fs = evalset.load_cache(out)
+    assert list(fs.names) == ["a.jpg"] and sorted(fs.missed) == ["b.jpg", "c.jpg"]
+    assert fs.crops.shape == (1, 128, 128, 3) and fs.landmarks.shape == (1, 478, 3)
+    assert list(fs.split) == [evalset.split_of("pa")]
+    inside = (fs.landmarks[0, :, :2] > 0) & (fs.landmarks[0, :, :2] < 128)
+    assert inside.mean() > 0.95   # the landmarks were moved into the crop's pixels
