@@ -9,6 +9,15 @@ import pytest
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
+# Mesa's llvmpipe (pyrender's EGL context) and triton (loaded by torch._dynamo on the first
+# optimizer step) each bring their own LLVM; loading triton *after* a GL context exists segfaults
+# the process. The product never mixes them in one process (synth never imports torch), but one
+# pytest process runs render tests before training tests in some orders, so load it first.
+try:
+    import torch._dynamo  # noqa: F401
+except ImportError:   # torch is optional for the synth-only tests
+    pass
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
