@@ -7,8 +7,8 @@
 # Usage: bash scripts/train_annotator.sh [REAL_FACES_DIR] [--set KEY=VALUE ...]
 #   (default ../shared/data/real_faces; --set goes to the training step, e.g. --set run.seed=0)
 # Resumable: a finished step leaves runs/.annotator_steps/<step>; run it again to go on where it stopped
-# (renders resume sample by sample). Time on 2 cores: ~5 min cache, ~10-15 min identities,
-# ~25 min renders, ~10-13 min training, ~2 min landmark branch.
+# (renders resume sample by sample). Measured on a fresh 2-core machine: ~5 min cache, ~8 min identities,
+# ~27 min renders, ~19 min training, ~5 min landmark branch (about 1 h in all).
 # Afterwards: python bench/annotator_auc.py --limit 300 --cnn-checkpoint runs/synthetic-cnn/model.pt
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
