@@ -172,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"{args.real_faces}/labels.csv not found")
     if args.command == "cache":
         print(f"building the face cache {args.out} (detection + crops of every photo, a few minutes)")
-        fs = load_cache(build_cache(args.real_faces, args.out))
-        print(f"{len(fs.names)} faces cached in {args.out}; {len(fs.missed)} photos without a face")
+        with np.load(build_cache(args.real_faces, args.out)) as z:   # lazy: reads two small arrays, not the crops
+            print(f"{len(z['names'])} faces cached in {args.out}; {len(z['missed'])} photos without a face")
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     photos = dev_neutral_photos(args.real_faces)
