@@ -26,6 +26,11 @@ pins=$(cat requirements.lock requirements-nodeps.txt; echo "extras=$EXTRAS"; $PY
 key=$(printf '%s' "$pins" | sha256sum | cut -c1-16)
 VENV=${AUSYNTH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/ausynth/venv-$key}
 
+# The venv is shared by every clone with the same pins: hold a lock while creating it or installing
+# this checkout, so two clones set up at once (two CI jobs, tests beside a demo) don't race in pip.
+mkdir -p "$(dirname "$VENV")"
+exec 9>"$VENV.lock"
+flock 9
 if [ ! -f "$VENV/.complete" ]; then
   echo "setup: creating $VENV (first run takes a few minutes)" >&2
   rm -rf "$VENV"
