@@ -87,7 +87,8 @@ def main() -> None:
     from synth.scene import IdentityCache, build_scene
 
     cfg = load(SynthConfig, overrides=[f"output.size={a.size}", *a.overrides])
-    rig = HeadRig(subdivisions=cfg.output.subdivisions, eyeball_fit=cfg.identity.eyeball_fit)
+    rig = HeadRig(subdivisions=cfg.output.subdivisions, eyeball_fit=cfg.identity.eyeball_fit,
+                  wrinkles=cfg.identity.wrinkles)
     cache = IdentityCache(rig)
     ref_r = make_renderer("pyrender", a.size, antialias=cfg.output.antialias)
     bl_r = make_renderer("blender", a.size, samples=a.samples, denoise=not a.no_denoise,

@@ -191,6 +191,10 @@ class IdentityConfig:
     ``eyeball_fit``: where the eyeballs sit behind the lids (:data:`EYEBALL_FITS`):
     ``behind_lids`` keeps every neutral face's lid gap; ``on_margin`` is the rig before
     2026-11-24 (resting eyes ~16% wider), kept to reproduce renders made with it.
+
+    ``wrinkles``: scale of the rig's per-AU expression wrinkles (texture darkening,
+    ``synth.identity.wrinkles``), 0..3: 1 = as designed (photo identities get 0.8 of it,
+    they have real skin), 0 = none (expressions change geometry and shading only).
     """
 
     pool_size: int = 400
@@ -203,6 +207,7 @@ class IdentityConfig:
     photo_max_turn: tuple[float, float, float] = (20.0, 15.0, 12.0)
     photo_distance_cm: tuple[float, float] = (70.0, 150.0)
     eyeball_fit: EyeballFit = "behind_lids"
+    wrinkles: float = 1.0
 
     def __post_init__(self) -> None:
         check(self.pool_size >= 1, "identity.pool_size must be >= 1")
@@ -214,6 +219,7 @@ class IdentityConfig:
         check(len(self.photo_max_turn) == 3 and all(0 <= t <= 60 for t in self.photo_max_turn),
               "identity.photo_max_turn must be [yaw, pitch, roll] in [0, 60] degrees")
         check_range("identity.photo_distance_cm", self.photo_distance_cm, 30.0, 1000.0)
+        check(0 <= self.wrinkles <= 3, "identity.wrinkles must be in [0, 3]")
 
 
 @dataclass(frozen=True)

@@ -69,10 +69,13 @@ class HeadRig:
     """Face + skull mesh with subdivided AU fields, and the parts that go with it."""
 
     def __init__(self, basis: FaceBasis | None = None, subdivisions: int = 1,
-                 eyeball_fit: str = "behind_lids"):
+                 eyeball_fit: str = "behind_lids", wrinkles: float = 1.0):
         if eyeball_fit not in EYEBALL_FITS:
             raise ValueError(f"eyeball_fit must be one of {EYEBALL_FITS}, not {eyeball_fit!r}")
+        if not 0 <= wrinkles <= 3:
+            raise ValueError(f"wrinkles must be in [0, 3], not {wrinkles!r}")
         self.eyeball_fit = eyeball_fit
+        self.wrinkles = float(wrinkles)  # scale of the per-AU wrinkle maps (synth.identity.wrinkles)
         self.basis = basis or load_basis()
         b = self.basis
         self.loft = build_loft(b.neutral)

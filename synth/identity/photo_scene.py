@@ -177,14 +177,14 @@ def build_photo_scene(spec, rig: HeadRig, cache) -> PhotoSceneGeometry:
 
 def apply_wrinkles_soft(texture: np.ndarray, aus: np.ndarray, rig: HeadRig) -> np.ndarray:
     """The rig's per-AU wrinkle darkening (``synth.identity.wrinkles``), mapped from the rig's
-    frontal UV layout onto the photo layout, at ``WRINKLE_STRENGTH``."""
-    dark = wrinkle_darkness(aus, rig.basis.neutral, MAP_SIZE)
+    frontal UV layout onto the photo layout, at ``WRINKLE_STRENGTH`` x the rig's ``wrinkles``."""
+    dark = None if rig.wrinkles == 0 else wrinkle_darkness(aus, rig.basis.neutral, MAP_SIZE)
     if dark is None:
         return texture
     mapx, mapy = _wrinkle_lookup(rig, texture.shape[0])
     dark = cv2.remap(np.clip(dark, 0, 0.85).astype(np.float32), mapx, mapy, cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-    mult = 1.0 - WRINKLE_STRENGTH * dark
+    mult = 1.0 - WRINKLE_STRENGTH * rig.wrinkles * dark
     return np.clip(texture * mult[..., None], 0, 255).astype(np.uint8)
 
 

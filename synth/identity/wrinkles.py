@@ -73,10 +73,12 @@ def wrinkle_darkness(aus: np.ndarray, neutral: np.ndarray, size: int) -> np.ndar
     return np.sum(terms, axis=0) if terms else None
 
 
-def apply_wrinkles(texture: np.ndarray, aus: np.ndarray, neutral: np.ndarray) -> np.ndarray:
-    """Face texture (uint8 sRGB) darkened by the wrinkles of the active AUs."""
-    dark = wrinkle_darkness(aus, neutral, texture.shape[0])
+def apply_wrinkles(texture: np.ndarray, aus: np.ndarray, neutral: np.ndarray,
+                   strength: float = 1.0) -> np.ndarray:
+    """Face texture (uint8 sRGB) darkened by the wrinkles of the active AUs, scaled by
+    ``strength`` (0 = none; the darkening is capped at 85%)."""
+    dark = None if strength == 0 else wrinkle_darkness(aus, neutral, texture.shape[0])
     if dark is None:
         return texture
-    shade = 1.0 - np.clip(dark, 0, 0.85)
+    shade = 1.0 - np.clip(strength * dark, 0, 0.85)
     return (texture * shade[..., None]).astype(np.uint8)

@@ -161,3 +161,16 @@ def test_eyeball_fit_reaches_the_workers(tmp_path):
         gaps[fit] = np.array([_lid_gap68(m) for m in ms.values()])
         assert read_manifest(tmp_path / fit)["config"]["identity"]["eyeball_fit"] == fit
     assert gaps["on_margin"].mean() > 1.05 * gaps["behind_lids"].mean()
+
+
+def test_wrinkle_scale_reaches_the_workers(tmp_path):
+    """``identity.wrinkles=0`` renders the same samples (same labels) without the creases."""
+    imgs, labels = {}, {}
+    for scale in ("0", "1"):
+        job = prepare_job(load(SynthConfig, overrides=SMALL + [f"identity.wrinkles={scale}"]), tmp_path / scale, 4, 5)
+        run_job(job, workers=1, progress=False)
+        labels[scale] = metas(tmp_path / scale)
+        imgs[scale] = {p.name: np.asarray(Image.open(p), float) for p in sorted((tmp_path / scale / "imgs").glob("*"))}
+    assert labels["0"] == labels["1"]
+    diffs = [np.abs(imgs["0"][k] - imgs["1"][k]).mean() for k in imgs["0"]]
+    assert max(diffs) > 0.05
