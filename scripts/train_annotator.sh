@@ -52,13 +52,13 @@ EOF
 step cache python -m annotate.evalset cache --real-faces "$REAL" --out runs/annotator_auc/real_faces_128.npz
 step dev_neutrals python -m annotate.evalset dev-neutrals --real-faces "$REAL" --out runs/photo_src_dev
 step identities ausynth identities build --images runs/photo_src_dev --out runs/photo_ids_dev --workers 2
-step render_p21 render p21 5000 21 configs/annotate/cnn-render.yaml --set identity.photo_fraction=1.0
+step render_w21 render w21 5000 21 configs/annotate/cnn-render.yaml --set identity.photo_fraction=1.0
 step table_emfacs python -m annotate.cnn.expressions --out runs/emfacs_variants
-step render_p25 render p25 5000 25 configs/annotate/cnn-render-photo.yaml
+step render_w25 render w25 5000 25 configs/annotate/cnn-render-photo.yaml
 step table_brows python -m annotate.cnn.expressions --kind brows --out runs/brows
-step render_p33 render p33 4000 33 configs/annotate/cnn-render-table.yaml
+step render_w33 render w33 4000 33 configs/annotate/cnn-render-table.yaml
 step table_jaw python -m annotate.cnn.expressions --kind jaw --seed 36 --out runs/jaw36
-step render_p36 render p36 4000 36 configs/annotate/cnn-render-table.yaml --set expression.dataset=runs/jaw36
+step render_w36 render w36 4000 36 configs/annotate/cnn-render-table.yaml --set expression.dataset=runs/jaw36
 # training is not marked done: a rerun with other --set values trains again
 echo "== train (configs/annotate/cnn-cpu.yaml $*)"
 python -m annotate.cnn.train --config configs/annotate/cnn-cpu.yaml "$@"

@@ -272,12 +272,13 @@ def test_shipped_render_configs_load(name):
 
     cfg = cfgmod.load(SynthConfig, Path(__file__).resolve().parents[2] / "configs" / "annotate" / name)
     assert cfg.output.size == 128 and cfg.identity.photo_fraction >= 0.0
+    assert cfg.identity.wrinkles == 0 and cfg.identity.eyeball_fit == "on_margin"   # the preset's renders
 
 
 def test_shipped_cnn_preset_loads_with_the_region_model():
     cfg = cfgmod.load(TrainConfig, Path(__file__).resolve().parents[2] / "configs" / "annotate" / "cnn-cpu.yaml")
     assert cfg.model.regions and cfg.run.keep == "best_dev"
-    assert [Path(d).name for d in cfg.data.datasets] == ["p21", "p25", "p33", "p36"]   # p33, p36: factorial tables
+    assert [Path(d).name for d in cfg.data.datasets] == ["w21", "w25", "w33", "w36"]   # w33, w36: factorial tables
     assert cfg.run.seed == 1
     assert cfg.data.prototype_boost == 0 and cfg.model.mixstyle == 0.5
 
