@@ -184,7 +184,7 @@ def apply_wrinkles_soft(texture: np.ndarray, aus: np.ndarray, rig: HeadRig) -> n
     mapx, mapy = _wrinkle_lookup(rig, texture.shape[0])
     dark = cv2.remap(np.clip(dark, 0, 0.85).astype(np.float32), mapx, mapy, cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-    mult = 1.0 - WRINKLE_STRENGTH * rig.wrinkles * dark
+    mult = 1.0 - np.clip(WRINKLE_STRENGTH * rig.wrinkles * dark, 0, 0.85)   # capped as in apply_wrinkles
     return np.clip(texture * mult[..., None], 0, 255).astype(np.uint8)
 
 
