@@ -38,7 +38,7 @@ from synth.identity.photo_backdrop import warp_backdrop
 from synth.identity.procedural import HairStyle, Identity
 from synth.identity.paint import UV_ORIGIN, UV_SIZE
 from synth.identity.raster import interpolate
-from synth.identity.wrinkles import MAP_SIZE, wrinkle_darkness
+from synth.identity.wrinkles import MAP_SIZE, MAX_DARKENING, crease_shade, wrinkle_darkness
 from synth.rig import SEG_CLASSES, HeadRig, IdentityGeometry, Part, _interior
 from synth.scene import SceneGeometry, pose_head
 
@@ -182,9 +182,9 @@ def apply_wrinkles_soft(texture: np.ndarray, aus: np.ndarray, rig: HeadRig) -> n
     if dark is None:
         return texture
     mapx, mapy = _wrinkle_lookup(rig, texture.shape[0])
-    dark = cv2.remap(np.clip(dark, 0, 0.85).astype(np.float32), mapx, mapy, cv2.INTER_LINEAR,
+    dark = cv2.remap(np.clip(dark, 0, MAX_DARKENING).astype(np.float32), mapx, mapy, cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-    mult = 1.0 - np.clip(WRINKLE_STRENGTH * rig.wrinkles * dark, 0, 0.85)   # capped as in apply_wrinkles
+    mult = crease_shade(dark, WRINKLE_STRENGTH * rig.wrinkles)
     return np.clip(texture * mult[..., None], 0, 255).astype(np.uint8)
 
 

@@ -17,6 +17,7 @@ from aukit.aus import RIG_AUS, to_unit
 from synth.identity.paint import grid, polyline_distance
 
 MAP_SIZE = 256
+MAX_DARKENING = 0.85   # a crease never takes more than 85% of the skin's brightness
 
 
 def _line(x, y, pts, width: float, depth: float) -> np.ndarray:
@@ -80,5 +81,10 @@ def apply_wrinkles(texture: np.ndarray, aus: np.ndarray, neutral: np.ndarray,
     dark = None if strength == 0 else wrinkle_darkness(aus, neutral, texture.shape[0])
     if dark is None:
         return texture
-    shade = 1.0 - np.clip(strength * dark, 0, 0.85)
-    return (texture * shade[..., None]).astype(np.uint8)
+    return (texture * crease_shade(dark, strength)[..., None]).astype(np.uint8)
+
+
+def crease_shade(dark: np.ndarray, strength: float) -> np.ndarray:
+    """Texture multiplier (same shape as ``dark``, in [1 - MAX_DARKENING, 1]) for a summed
+    darkening map scaled by ``strength``: shared by procedural and photo identities."""
+    return 1.0 - np.clip(strength * dark, 0, MAX_DARKENING)

@@ -18,6 +18,19 @@ def rig(basis):
 
 
 @pytest.fixture(scope="session")
+def rig_with_wrinkles(rig):
+    """``scale -> rig``: the session rig with another wrinkle scale (geometry shared, so
+    nothing else changes)."""
+    import copy
+
+    def make(scale: float):
+        other = copy.copy(rig)
+        other.wrinkles = scale
+        return other
+    return make
+
+
+@pytest.fixture(scope="session")
 def cache(rig):
     from synth.scene import IdentityCache
 

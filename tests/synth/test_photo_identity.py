@@ -184,18 +184,14 @@ def test_grayscale_photos_give_grayscale_samples(rig, cache, photo_renderer, ren
     assert np.abs(rgb[..., 0] - rgb[..., 1]).max() <= 1 and np.abs(rgb[..., 1] - rgb[..., 2]).max() <= 1
 
 
-def test_wrinkle_scale_reaches_photo_identities(rig, cache, smiling):
+def test_wrinkle_scale_reaches_photo_identities(rig_with_wrinkles, cache, smiling):
     """Photo identities get the rig's wrinkles at 0.8 x ``identity.wrinkles``: none at 0,
     darker as the scale grows."""
-    import copy
-
     _, path, _, _ = smiling
     spec = photo_spec(path, {"AU04": 4.0, "AU12": 3.0}, {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}, SIZE)
     sums = {}
     for scale in (0.0, 1.0, 2.0):
-        scaled = copy.copy(rig)
-        scaled.wrinkles = scale
-        geom = build_scene(spec, scaled, cache)
+        geom = build_scene(spec, rig_with_wrinkles(scale), cache)
         if scale == 0.0:
             assert np.array_equal(geom.face_texture, geom.identity.texture)
         sums[scale] = geom.face_texture.astype(float).sum()

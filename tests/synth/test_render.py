@@ -122,27 +122,18 @@ def test_loop_subdivision_keeps_affine_functions():
     assert len(sub.triangles) == 16 * len(tris)
 
 
-def _with_wrinkles(rig, scale):
-    """The session rig with another wrinkle scale (geometry shared: nothing else changes)."""
-    import copy
-
-    other = copy.copy(rig)
-    other.wrinkles = scale
-    return other
-
-
-def test_wrinkle_scale_darkens_only_the_texture(rig, cache):
+def test_wrinkle_scale_darkens_only_the_texture(rig_with_wrinkles, cache):
     """``identity.wrinkles``: the frown's creases darken the texture in proportion to the
     scale; at 0 the texture is the identity's own; geometry and labels do not change."""
     spec = spec_with(aus={"AU04": 5.0})
-    geoms = {s: build_scene(spec, _with_wrinkles(rig, s), cache) for s in (0.0, 1.0, 2.0)}
+    geoms = {s: build_scene(spec, rig_with_wrinkles(s), cache) for s in (0.0, 1.0, 2.0)}
     base = geoms[0.0].identity.texture
     assert np.array_equal(geoms[0.0].face_texture, base)
     dark = {s: base.astype(float).sum() - g.face_texture.astype(float).sum() for s, g in geoms.items()}
     assert 0 < dark[1.0] < dark[2.0]
     for s in (1.0, 2.0):
         assert all(np.array_equal(a.vertices, b.vertices) for a, b in zip(geoms[0.0].parts, geoms[s].parts))
-    neutral = build_scene(spec_with(), _with_wrinkles(rig, 2.0), cache)
+    neutral = build_scene(spec_with(), rig_with_wrinkles(2.0), cache)
     assert np.array_equal(neutral.face_texture, base)   # no active AU: no creases
 
 
