@@ -11,6 +11,9 @@ Conventions (documented once, used by every backend and reader):
 * Image coordinates: pixels, x right, y down, origin at the top-left corner of the image,
   so pixel (i, j) covers [j, j+1] x [i, i+1] and its centre is (j + 0.5, i + 0.5).
 * Lengths in centimetres; colour temperatures in kelvin.
+* ``creases``: resting creases painted into the skin *without* moving it, as ``{AU: 0-5}``
+  (the crease that AU would paint at that intensity). They are a nuisance, not a label:
+  the sample's AUs are ``aus`` alone. Empty unless ``identity.resting_creases`` > 0.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class SceneSpec:
     background: dict[str, Any]                   # procedural {seed, colours} | image {path, crop, flip}
     occluders: tuple[dict[str, Any], ...] = ()
     photometric: dict[str, Any] = field(default_factory=dict)
+    creases: dict[str, float] = field(default_factory=dict)  # resting creases: AU -> 0-5, paint only
     version: int = SPEC_VERSION
 
     def __post_init__(self) -> None:
@@ -52,6 +56,9 @@ class SceneSpec:
         bad = {a: v for a, v in self.aus.items() if not 0.0 <= v <= 5.0}
         if bad:
             raise ValueError(f"AU intensities outside [0, 5]: {bad}")
+        bad = {a: v for a, v in self.creases.items() if a not in RIG_AUS or not 0.0 <= v <= 5.0}
+        if bad:
+            raise ValueError(f"resting creases must map rig AUs to [0, 5]: {bad}")
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -195,6 +195,11 @@ class IdentityConfig:
     ``wrinkles``: scale of the rig's per-AU expression wrinkles (texture darkening,
     ``synth.identity.wrinkles``), 0..3: 1 = as designed (photo identities get 0.8 of it,
     they have real skin), 0 = none (expressions change geometry and shading only).
+
+    ``resting_creases``: fraction of samples (0..1) that get resting creases: some of the
+    rig's crease maps painted at random strengths with no motion and no AU label
+    (``synth.sampling.sample_creases``), as real faces carry at rest (nasolabial folds,
+    frown and forehead lines). Teaches a model that a crease alone is not an AU.
     """
 
     pool_size: int = 400
@@ -208,6 +213,7 @@ class IdentityConfig:
     photo_distance_cm: tuple[float, float] = (70.0, 150.0)
     eyeball_fit: EyeballFit = "behind_lids"
     wrinkles: float = 1.0
+    resting_creases: float = 0.0
 
     def __post_init__(self) -> None:
         check(self.pool_size >= 1, "identity.pool_size must be >= 1")
@@ -220,6 +226,7 @@ class IdentityConfig:
               "identity.photo_max_turn must be [yaw, pitch, roll] in [0, 60] degrees")
         check_range("identity.photo_distance_cm", self.photo_distance_cm, 30.0, 1000.0)
         check(0 <= self.wrinkles <= 3, "identity.wrinkles must be in [0, 3]")
+        check(0 <= self.resting_creases <= 1, "identity.resting_creases must be in [0, 1]")
 
 
 @dataclass(frozen=True)

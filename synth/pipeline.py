@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from aukit.aus import RIG_AUS, au_vector, rig_to_ganimation
-from aukit.config import ConfigError, to_dict
+from aukit.config import ConfigError, from_dict, to_dict
 from aukit.shards import ShardSample, ShardWriter
 from aukit.storage import LocalStorage, open_storage
 from aukit.writer import DatasetWriter, encode_arrays, encode_image
@@ -80,10 +80,20 @@ def check_output(out: str, job_record: dict[str, Any]) -> None:
         (store.root / ".write_probe").unlink(missing_ok=True)
     if store.exists(JOB_FILE):
         old = json.loads(store.read_bytes(JOB_FILE))
+        old["config"] = _with_defaults(old.get("config"))
         for key in ("seed", "config"):
             if old.get(key) != job_record[key]:
                 raise ConfigError(f"{out} already holds a dataset rendered with a different {key}; "
                                   "use a new --out directory (or the same settings to resume)")
+
+
+def _with_defaults(config: Any) -> Any:
+    """A recorded config with keys added since it was written set to their defaults (those
+    defaults render what the code did before the key existed), so such a job resumes."""
+    try:
+        return to_dict(from_dict(SynthConfig, config))
+    except (ConfigError, TypeError, ValueError):
+        return config  # unreadable now: compared as recorded, so it differs
 
 
 def prepare_job(cfg: SynthConfig, out: str | Path, n: int, seed: int) -> Job:

@@ -52,8 +52,27 @@ def sample_scene(cfg: SynthConfig, seed: int, index: int,
         background=_sample_background(cfg, rng, background_images),
         occluders=sample_occluder_specs(cfg, rng),
         photometric=sample_photometric(cfg, rng),
+        # drawn last, and only when asked for: every other draw stays as it was without it
+        creases=sample_creases(cfg.identity.resting_creases, rng) if cfg.identity.resting_creases else {},
     )
     return spec if photo is None else photo.apply(spec)
+
+
+#: AUs whose crease maps may be painted at rest, and each one's chance once a sample has
+#: resting creases: folds and lines a neutral adult face can carry (nasolabial folds,
+#: frown, forehead and crow's-feet lines, marionette lines), not lip lines.
+RESTING_CREASE_AUS = ("AU01", "AU02", "AU04", "AU06", "AU09", "AU10", "AU12", "AU15")
+RESTING_CREASE_P = 0.35
+
+
+def sample_creases(fraction: float, rng: np.random.Generator) -> dict[str, float]:
+    """Resting creases ``{AU: 0-5}`` of one sample: with probability ``fraction``, each of
+    :data:`RESTING_CREASE_AUS` independently (``RESTING_CREASE_P``) at a uniform 0-5 strength.
+    A fixed number of draws, so the stream is the same whichever creases come up."""
+    on, gate, level = rng.random(), rng.random(len(RESTING_CREASE_AUS)), rng.uniform(0, 5, len(RESTING_CREASE_AUS))
+    if on >= fraction:
+        return {}
+    return {a: float(v) for a, g, v in zip(RESTING_CREASE_AUS, gate, level) if g < RESTING_CREASE_P}
 
 
 def sample_aus(cfg: ExpressionConfig, rng: np.random.Generator) -> tuple[dict[str, float], dict]:

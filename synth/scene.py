@@ -100,6 +100,11 @@ def pose_head(spec: SceneSpec, rig: HeadRig, geo: IdentityGeometry) -> PosedHead
                      rig.region_bits(aus))
 
 
+def resting_creases(spec: SceneSpec) -> np.ndarray | None:
+    """The spec's resting creases as a ``RIG_AUS`` vector (FACS 0-5), or None if it has none."""
+    return au_vector(spec.creases) if spec.creases else None
+
+
 def build_scene(spec: SceneSpec, rig: HeadRig, cache: IdentityCache) -> SceneGeometry:
     """Deform, dress and frame the head of ``spec``."""
     if spec.identity.get("kind") == "photo":  # a re-posed photo face over its own backdrop
@@ -114,7 +119,7 @@ def build_scene(spec: SceneSpec, rig: HeadRig, cache: IdentityCache) -> SceneGeo
                  _neck_part(rig, ident),
                  *_occluder_parts(spec, rig, ident, geo, p.skin, p.normals, p.landmarks_head)]
     frames = {"head": p.head, "neck": head_matrix(spec.pose, 0.5)}
-    texture = apply_wrinkles(ident.texture, p.aus, rig.basis.neutral, rig.wrinkles)
+    texture = apply_wrinkles(ident.texture, p.aus, rig.basis.neutral, rig.wrinkles, resting_creases(spec))
     return SceneGeometry(spec, tuple(all_parts), frames, p.camera, p.landmarks_world, ident, texture)
 
 

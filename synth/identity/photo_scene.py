@@ -38,9 +38,9 @@ from synth.identity.photo_backdrop import warp_backdrop
 from synth.identity.procedural import HairStyle, Identity
 from synth.identity.paint import UV_ORIGIN, UV_SIZE
 from synth.identity.raster import interpolate
-from synth.identity.wrinkles import MAP_SIZE, MAX_DARKENING, crease_shade, wrinkle_darkness
+from synth.identity.wrinkles import MAP_SIZE, MAX_DARKENING, crease_shade, crease_terms
 from synth.rig import SEG_CLASSES, HeadRig, IdentityGeometry, Part, _interior
-from synth.scene import SceneGeometry, pose_head
+from synth.scene import SceneGeometry, pose_head, resting_creases
 
 SHADE_RANGE = (0.55, 1.7)        # clamp of the relighting ratio
 HOLE_LIMIT = 0.02                # a sample may show at most this fraction of holes (pixels) ...
@@ -165,7 +165,7 @@ def build_photo_scene(spec, rig: HeadRig, cache) -> PhotoSceneGeometry:
     all_parts += _mouth_parts(rig, rec, geo, aus, bits, rot, light, colors)
     all_parts += _occluders(spec, rig, rec, geo, skin, normals, lm_head, rot, light, colors)
     frames = {"head": head, "neck": head_matrix(spec.pose, 0.5)}
-    texture = apply_wrinkles_soft(rec.texture, aus, rig)
+    texture = apply_wrinkles_soft(rec.texture, aus, rig, resting_creases(spec))
     ftris = rig.triangles[face]
     layer = PhotoLayer(
         colors=colors, grayscale=pid.grayscale, key=pid.key,
@@ -175,17 +175,19 @@ def build_photo_scene(spec, rig: HeadRig, cache) -> PhotoSceneGeometry:
     return PhotoSceneGeometry(spec, tuple(all_parts), frames, cam, lm_world, rec, texture, photo=layer)
 
 
-def apply_wrinkles_soft(texture: np.ndarray, aus: np.ndarray, rig: HeadRig) -> np.ndarray:
-    """The rig's per-AU wrinkle darkening (``synth.identity.wrinkles``), mapped from the rig's
-    frontal UV layout onto the photo layout, at ``WRINKLE_STRENGTH`` x the rig's ``wrinkles``."""
-    dark = None if rig.wrinkles == 0 else wrinkle_darkness(aus, rig.basis.neutral, MAP_SIZE)
-    if dark is None:
+def apply_wrinkles_soft(texture: np.ndarray, aus: np.ndarray, rig: HeadRig,
+                        resting: np.ndarray | None = None) -> np.ndarray:
+    """The rig's per-AU wrinkle darkening (``synth.identity.wrinkles``) and the spec's resting
+    creases, mapped from the rig's frontal UV layout onto the photo layout, at
+    ``WRINKLE_STRENGTH`` x the rig's ``wrinkles`` (resting creases: x ``RESTING_STRENGTH``)."""
+    terms = crease_terms(aus, resting, rig.basis.neutral, MAP_SIZE, rig.wrinkles)
+    if not terms:
         return texture
     mapx, mapy = _wrinkle_lookup(rig, texture.shape[0])
-    dark = cv2.remap(np.clip(dark, 0, MAX_DARKENING).astype(np.float32), mapx, mapy, cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-    mult = crease_shade(dark, WRINKLE_STRENGTH * rig.wrinkles)
-    return np.clip(texture * mult[..., None], 0, 255).astype(np.uint8)
+    terms = [(cv2.remap(np.clip(dark, 0, MAX_DARKENING).astype(np.float32), mapx, mapy, cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT, borderValue=0.0), WRINKLE_STRENGTH * s)
+             for dark, s in terms]
+    return np.clip(texture * crease_shade(terms)[..., None], 0, 255).astype(np.uint8)
 
 
 _WRINKLE_LOOKUP: dict = {}

@@ -18,6 +18,9 @@ from synth.identity.paint import grid, polyline_distance
 
 MAP_SIZE = 256
 MAX_DARKENING = 0.85   # a crease never takes more than 85% of the skin's brightness
+#: Resting creases (``SceneSpec.creases``) are painted this much deeper than an AU's own: a
+#: deep resting fold in an older face is darker and wider than the maps' expression lines.
+RESTING_STRENGTH = 1.5
 
 
 def _line(x, y, pts, width: float, depth: float) -> np.ndarray:
@@ -74,17 +77,33 @@ def wrinkle_darkness(aus: np.ndarray, neutral: np.ndarray, size: int) -> np.ndar
     return np.sum(terms, axis=0) if terms else None
 
 
+def crease_terms(aus: np.ndarray, resting: np.ndarray | None, neutral: np.ndarray, size: int,
+                 strength: float) -> list[tuple[np.ndarray, float]]:
+    """``(darkening map, strength)`` pairs to shade with: the active AUs' wrinkles at
+    ``strength`` and the spec's resting creases (``resting``, same layout as ``aus``; see
+    ``SceneSpec.creases``) at :data:`RESTING_STRENGTH`. Empty when nothing is painted."""
+    out = []
+    for vec, s in ((aus, strength), (resting, RESTING_STRENGTH)):
+        dark = None if vec is None or s == 0 else wrinkle_darkness(vec, neutral, size)
+        if dark is not None:
+            out.append((dark, s))
+    return out
+
+
 def apply_wrinkles(texture: np.ndarray, aus: np.ndarray, neutral: np.ndarray,
-                   strength: float = 1.0) -> np.ndarray:
+                   strength: float = 1.0, resting: np.ndarray | None = None) -> np.ndarray:
     """Face texture (uint8 sRGB) darkened by the wrinkles of the active AUs, scaled by
-    ``strength`` (0 = none; the darkening is capped at 85%)."""
-    dark = None if strength == 0 else wrinkle_darkness(aus, neutral, texture.shape[0])
-    if dark is None:
+    ``strength`` (0 = none), and by the ``resting`` creases (the darkening is capped at 85%)."""
+    terms = crease_terms(aus, resting, neutral, texture.shape[0], strength)
+    if not terms:
         return texture
-    return (texture * crease_shade(dark, strength)[..., None]).astype(np.uint8)
+    return (texture * crease_shade(terms)[..., None]).astype(np.uint8)
 
 
-def crease_shade(dark: np.ndarray, strength: float) -> np.ndarray:
-    """Texture multiplier (same shape as ``dark``, in [1 - MAX_DARKENING, 1]) for a summed
-    darkening map scaled by ``strength``: shared by procedural and photo identities."""
-    return 1.0 - np.clip(strength * dark, 0, MAX_DARKENING)
+def crease_shade(terms: list[tuple[np.ndarray, float]]) -> np.ndarray:
+    """Texture multiplier (in [1 - MAX_DARKENING, 1]) for darkening maps, each scaled by its
+    strength and summed: shared by procedural and photo identities."""
+    total = terms[0][1] * terms[0][0]
+    for dark, strength in terms[1:]:
+        total = total + strength * dark
+    return 1.0 - np.clip(total, 0, MAX_DARKENING)

@@ -196,3 +196,14 @@ def test_wrinkle_scale_reaches_photo_identities(rig_with_wrinkles, cache, smilin
             assert np.array_equal(geom.face_texture, geom.identity.texture)
         sums[scale] = geom.face_texture.astype(float).sum()
     assert sums[0.0] > sums[1.0] > sums[2.0]
+
+
+def test_resting_creases_reach_photo_identities(rig_with_wrinkles, cache, smiling):
+    """Photo identities get the spec's resting creases too, with the expression wrinkles off."""
+    _, path, _, _ = smiling
+    spec = photo_spec(path, {}, {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}, SIZE)
+    rig0 = rig_with_wrinkles(0.0)
+    plain = build_scene(spec, rig0, cache)
+    creased = build_scene(dataclasses.replace(spec, creases={"AU04": 5.0, "AU10": 5.0}), rig0, cache)
+    assert np.array_equal(plain.face_texture, plain.identity.texture)
+    assert creased.face_texture.astype(float).sum() < plain.face_texture.astype(float).sum()

@@ -174,3 +174,35 @@ def test_wrinkle_scale_reaches_the_workers(tmp_path):
     assert labels["0"] == labels["1"]
     diffs = [np.abs(imgs["0"][k] - imgs["1"][k]).mean() for k in imgs["0"]]
     assert max(diffs) > 0.05
+
+
+def test_a_job_recorded_before_a_new_config_key_resumes(tmp_path):
+    """A job.json written before a config key existed resumes when the key is at its default
+    (the default renders what the older code did), and is refused when it is not."""
+    from aukit.config import ConfigError
+
+    cfg = load(SynthConfig, overrides=SMALL)
+    prepare_job(cfg, tmp_path, 2, 5)
+    record = json.loads((tmp_path / "job.json").read_text())
+    del record["config"]["identity"]["resting_creases"]          # as written by older code
+    (tmp_path / "job.json").write_text(json.dumps(record))
+    prepare_job(cfg, tmp_path, 2, 5)                              # resumes
+    with pytest.raises(ConfigError, match="different config"):
+        prepare_job(load(SynthConfig, overrides=SMALL + ["identity.resting_creases=0.5"]), tmp_path, 2, 5)
+
+
+def test_resting_creases_reach_the_workers(tmp_path):
+    """``identity.resting_creases=1`` renders the same samples (same AU labels) with creases
+    in some of them, recorded in each sample's spec."""
+    imgs, metas_ = {}, {}
+    for frac in ("0", "1"):
+        job = prepare_job(load(SynthConfig, overrides=SMALL + [f"identity.resting_creases={frac}"]), tmp_path / frac, 4, 5)
+        run_job(job, workers=1, progress=False)
+        metas_[frac] = metas(tmp_path / frac)
+        imgs[frac] = {p.stem: np.asarray(Image.open(p), float) for p in sorted((tmp_path / frac / "imgs").glob("*"))}
+    assert [m["au17"] for m in metas_["0"].values()] == [m["au17"] for m in metas_["1"].values()]
+    assert all(m["spec"]["creases"] == {} for m in metas_["0"].values())
+    creased = [k for k, m in metas_["1"].items() if m["spec"]["creases"]]
+    assert creased
+    for k in imgs["0"]:
+        assert (np.abs(imgs["0"][k] - imgs["1"][k]).mean() > 0.05) == (k in creased)

@@ -137,6 +137,18 @@ def test_wrinkle_scale_darkens_only_the_texture(rig_with_wrinkles, cache):
     assert np.array_equal(neutral.face_texture, base)   # no active AU: no creases
 
 
+def test_resting_creases_darken_only_the_texture(rig_with_wrinkles, cache):
+    """A spec's resting creases are painted even with the expression wrinkles off, deeper
+    with their strength, and move nothing: same parts, same vertices."""
+    rig0 = rig_with_wrinkles(0.0)
+    plain = build_scene(spec_with(), rig0, cache)
+    geoms = {v: build_scene(spec_with(creases={"AU04": v, "AU12": v}), rig0, cache) for v in (2.0, 5.0)}
+    base = plain.face_texture.astype(float).sum()
+    assert np.array_equal(plain.face_texture, plain.identity.texture)
+    assert base > geoms[2.0].face_texture.astype(float).sum() > geoms[5.0].face_texture.astype(float).sum()
+    assert all(np.array_equal(a.vertices, b.vertices) for a, b in zip(plain.parts, geoms[5.0].parts))
+
+
 def test_wrinkle_scale_is_validated():
     from aukit.config import ConfigError, load
     from synth.rig import HeadRig

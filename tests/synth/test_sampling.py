@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -87,6 +88,7 @@ def test_identity_split_is_identity_disjoint():
     ("expression.weights={dataset: 1.0}", "expression.dataset"),
     ("output.backend=povray", "output.backend"),
     ("identity.eyeball_fit=open", "identity.eyeball_fit"),
+    ("identity.resting_creases=1.5", "identity.resting_creases"),
 ])
 def test_bad_config_is_rejected_with_the_key_named(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
@@ -98,3 +100,27 @@ def test_config_round_trips():
 
     cfg = load(SynthConfig, overrides=["pose.yaw=[-5,5]", "output.size=64"])
     assert from_dict(SynthConfig, to_dict(cfg)) == cfg
+
+
+def test_resting_creases_are_drawn_last_and_change_nothing_else():
+    """``identity.resting_creases`` adds a crease draw after every other one: each sample's
+    AUs, pose, lights, occluders ... are those of the run without it; only ``creases`` differs."""
+    from synth.sampling import RESTING_CREASE_AUS
+
+    plain = load(SynthConfig)
+    creased = load(SynthConfig, overrides=["identity.resting_creases=0.5"])
+    specs = [(sample_scene(plain, 3, i), sample_scene(creased, 3, i)) for i in range(60)]
+    assert all(a.creases == {} for a, _ in specs)
+    assert all(dataclasses.replace(b, creases={}) == a for a, b in specs)
+    with_creases = [b.creases for _, b in specs if b.creases]
+    assert 10 < len(with_creases) < 50          # about half of the samples
+    assert all(set(c) <= set(RESTING_CREASE_AUS) and all(0 <= v <= 5 for v in c.values()) for c in with_creases)
+    again = SceneSpec.from_json(json.loads(json.dumps(specs[0][1].to_json())))
+    assert again == specs[0][1]
+
+
+@pytest.mark.parametrize("creases", [{"AU99": 1.0}, {"AU12": 6.0}, {"AU04": -1.0}])
+def test_spec_rejects_bad_resting_creases(creases):
+    spec = sample_scene(SynthConfig(), 0, 5)
+    with pytest.raises(ValueError, match="resting creases"):
+        dataclasses.replace(spec, creases=creases)
