@@ -90,6 +90,8 @@ def check_output(out: str, job_record: dict[str, Any]) -> None:
 def _with_defaults(config: Any) -> Any:
     """A recorded config with keys added since it was written set to their defaults (those
     defaults render what the code did before the key existed), so such a job resumes."""
+    if not isinstance(config, dict):
+        return config
     try:
         return to_dict(from_dict(SynthConfig, config))
     except (ConfigError, TypeError, ValueError):
