@@ -163,14 +163,20 @@ def test_eyeball_fit_reaches_the_workers(tmp_path):
     assert gaps["on_margin"].mean() > 1.05 * gaps["behind_lids"].mean()
 
 
+def render_variants(root: Path, key: str, values: tuple[str, ...]) -> tuple[dict, dict]:
+    """Render 4 samples (seed 5) once per ``key=value``: ``({value: metas}, {value: {id: image}})``."""
+    labels, imgs = {}, {}
+    for v in values:
+        job = prepare_job(load(SynthConfig, overrides=SMALL + [f"{key}={v}"]), root / v, 4, 5)
+        run_job(job, workers=1, progress=False)
+        labels[v] = metas(root / v)
+        imgs[v] = {p.stem: np.asarray(Image.open(p), float) for p in sorted((root / v / "imgs").glob("*"))}
+    return labels, imgs
+
+
 def test_wrinkle_scale_reaches_the_workers(tmp_path):
     """``identity.wrinkles=0`` renders the same samples (same labels) without the creases."""
-    imgs, labels = {}, {}
-    for scale in ("0", "1"):
-        job = prepare_job(load(SynthConfig, overrides=SMALL + [f"identity.wrinkles={scale}"]), tmp_path / scale, 4, 5)
-        run_job(job, workers=1, progress=False)
-        labels[scale] = metas(tmp_path / scale)
-        imgs[scale] = {p.name: np.asarray(Image.open(p), float) for p in sorted((tmp_path / scale / "imgs").glob("*"))}
+    labels, imgs = render_variants(tmp_path, "identity.wrinkles", ("0", "1"))
     assert labels["0"] == labels["1"]
     diffs = [np.abs(imgs["0"][k] - imgs["1"][k]).mean() for k in imgs["0"]]
     assert max(diffs) > 0.05
@@ -194,12 +200,7 @@ def test_a_job_recorded_before_a_new_config_key_resumes(tmp_path):
 def test_resting_creases_reach_the_workers(tmp_path):
     """``identity.resting_creases=1`` renders the same samples (same AU labels) with creases
     in some of them, recorded in each sample's spec."""
-    imgs, metas_ = {}, {}
-    for frac in ("0", "1"):
-        job = prepare_job(load(SynthConfig, overrides=SMALL + [f"identity.resting_creases={frac}"]), tmp_path / frac, 4, 5)
-        run_job(job, workers=1, progress=False)
-        metas_[frac] = metas(tmp_path / frac)
-        imgs[frac] = {p.stem: np.asarray(Image.open(p), float) for p in sorted((tmp_path / frac / "imgs").glob("*"))}
+    metas_, imgs = render_variants(tmp_path, "identity.resting_creases", ("0", "1"))
     assert [m["au17"] for m in metas_["0"].values()] == [m["au17"] for m in metas_["1"].values()]
     assert all(m["spec"]["creases"] == {} for m in metas_["0"].values())
     creased = [k for k, m in metas_["1"].items() if m["spec"]["creases"]]
