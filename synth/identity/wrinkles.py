@@ -3,7 +3,9 @@
 pyrender has no normal mapping, so creases are painted: each map holds, per texel, how
 much the skin darkens at FACS intensity 5 (0..1). UV space is canonical, so the maps are
 the same for every identity and are built once per process. Per frame the face texture
-is multiplied by ``1 - sum_k (a_k / 5) * map_k`` over the active AUs.
+is multiplied by ``1 - sum_k (a_k / 5) * map_k`` over the active AUs (times the rig's
+``wrinkles`` scale), plus the same sum over the spec's resting creases (``SceneSpec.creases``,
+painted without motion, times :data:`RESTING_STRENGTH`), capped at :data:`MAX_DARKENING`.
 """
 
 from __future__ import annotations
