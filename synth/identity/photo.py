@@ -14,7 +14,7 @@ rendering never runs detection. Method (details and measured limits in
    over :func:`aukit.fitting.neutral_allowance` (what neutral photos fit anyway: below
    it, a fitted AU is as likely the person's eye aperture or lip shape as expression),
    with the lips closed: the source expression is removed, and the renderer adds exactly
-   the target AUs.
+   the target AUs. ``expression="keep"`` skips the removal, for sources known to be neutral.
 3. **Texture.** Each surface point's photo position is the fitted source-posed mesh
    projected into the crop (``photo_xy``; the fit is a similarity, so projection commutes
    with the rig's subdivision and is exact on the fine mesh). The photo is resampled
@@ -77,6 +77,10 @@ POSE_GRID = np.arange(-45, 46, 5.0)
 
 
 
+#: what :func:`reconstruct` does with the source photo's fitted expression
+EXPRESSION_MODES = ("remove", "keep")
+
+
 class ReconstructionError(ValueError):
     """A face that cannot be reconstructed; ``reason`` is short and machine-readable."""
 
@@ -88,8 +92,16 @@ class ReconstructionError(ValueError):
 # ---------------------------------------------------------------------------- reconstruction
 def reconstruct(image: np.ndarray, landmarks: np.ndarray, *, source: str = "", source_sha1: str = "",
                 face_index: int = 0, n_faces: int = 1, person: str | None = None,
-                loaded_scale: float = 1.0, rig: "HeadRig | None" = None) -> PhotoIdentity:
-    """Reconstruct the face with MediaPipe ``landmarks`` (478, 3 pixels) of uint8 RGB ``image``."""
+                loaded_scale: float = 1.0, rig: "HeadRig | None" = None,
+                expression: str = "remove") -> PhotoIdentity:
+    """Reconstruct the face with MediaPipe ``landmarks`` (478, 3 pixels) of uint8 RGB ``image``.
+
+    ``expression``: ``"remove"`` (default) subtracts the fitted AUs' excess over the neutral
+    allowance; ``"keep"`` keeps the whole fitted face (lips still closed), for sources known to
+    be neutral, whose fitted AUs are then the person's resting face, not an expression.
+    """
+    if expression not in EXPRESSION_MODES:
+        raise ValueError(f"expression must be one of {EXPRESSION_MODES}, not {expression!r}")
     rig = rig or default_rig()
     b = rig.basis
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -114,7 +126,7 @@ def reconstruct(image: np.ndarray, landmarks: np.ndarray, *, source: str = "", s
     fit = fit_landmarks(lm_tex, b)
     v_src = fit.model(b)
     # remove the source expression: the fitted AUs beyond what neutral photos fit anyway
-    removed = np.maximum(fit.aus - neutral_allowance(), 0.0)
+    removed = np.maximum(fit.aus - neutral_allowance(), 0.0) if expression == "remove" else np.zeros_like(fit.aus)
     v_id = close_lips(fit.model(b, aus=fit.aus - removed), b)
     tris = face_triangles(b)
     q_src = fit.to_image(v_src)
@@ -148,6 +160,7 @@ def reconstruct(image: np.ndarray, landmarks: np.ndarray, *, source: str = "", s
         "fit": {"residual": round(fit.residual, 5), "pose": {k2: round(v, 3) for k2, v in fit.pose.items()},
                 "aus": {a: round(float(v), 4) for a, v in zip(RIG_AUS, fit.aus)},
                 "removed_aus": {a: round(float(v), 4) for a, v in zip(RIG_AUS, removed) if v > 0},
+                "expression": expression,
                 "inter_ocular_px": round(float(inter_ocular(lm)), 3)},
         "light": [round(float(x), 5) for x in light], "skin_luminance": round(float(skin_lum), 5),
         "eyes": {"iris": [round(float(x), 5) for x in iris], "sclera": [round(float(x), 5) for x in sclera]},

@@ -131,6 +131,22 @@ def test_rerun_resumes_and_loses_nothing(odd_inputs, tmp_path, monkeypatch):
     assert again["processed"] == 0 and again["already_done"] == 4
 
 
+def test_a_folder_built_in_the_other_expression_mode_is_rebuilt(odd_inputs, tmp_path):
+    from synth.identity.build import build_identities
+    from synth.identity.photo import read_meta
+
+    inputs = [odd_inputs / "gray.png"]
+    first = build_identities(inputs, tmp_path, workers=1, progress=False)
+    assert first["accepted"] == 1 and first["expression"] == "remove"
+    assert build_identities(inputs, tmp_path, workers=1, progress=False)["already_done"] == 1
+    kept = build_identities(inputs, tmp_path, workers=1, progress=False, expression="keep")
+    assert kept["processed"] == 1 and kept["already_done"] == 0   # not mixed with the removed build
+    files = list(tmp_path.glob("*.npz"))
+    assert len(files) == 1 and read_meta.__wrapped__(str(files[0]))["fit"]["expression"] == "keep"
+    with pytest.raises(ValueError, match="expression must be one of"):
+        build_identities(inputs, tmp_path, workers=1, progress=False, expression="sometimes")
+
+
 def test_cli_build(odd_inputs, tmp_path, capsys):
     from ausynth.cli import main
 

@@ -55,6 +55,21 @@ def test_reconstruction_fits_pose_and_removes_the_expression(smiling):
     assert (ident.backdrop_state == 1).any()           # the inner face is inpainted
 
 
+def test_keep_expression_keeps_the_fitted_face_and_closes_the_lips(rig, smiling):
+    ident, _, img, lm = smiling
+    kept = photo.reconstruct(img, lm, source="synthetic.png", source_sha1="0" * 20, rig=rig, expression="keep")
+    assert kept.meta["fit"]["expression"] == "keep" and ident.meta["fit"]["expression"] == "remove"
+    assert not kept.removed_aus.any() and kept.meta["fit"]["removed_aus"] == {}
+    np.testing.assert_allclose(kept.source_aus, ident.source_aus)    # the same fit, only the removal differs
+    v, s = kept.vertices, kept.source_vertices
+    assert np.abs(v[13] - v[14]).max() < 1e-5                          # lips closed either way
+    # the smile stays: the lip corners sit where the photo has them, above the removed identity's
+    assert abs(v[61, 1] - s[61, 1]) < 0.05 * abs(ident.vertices[61, 1] - s[61, 1]) + 1e-4
+    assert v[61, 1] > ident.vertices[61, 1] and v[291, 1] > ident.vertices[291, 1]
+    with pytest.raises(ValueError, match="expression must be one of"):
+        photo.reconstruct(img, lm, rig=rig, expression="neutralise")
+
+
 def test_cache_file_round_trip(smiling, tmp_path):
     ident, path, _, _ = smiling
     back = photo.load(path)
