@@ -23,7 +23,7 @@ VENV=$(bash scripts/setup.sh | tail -1)
 export PATH="$VENV/bin:$PATH" PYOPENGL_PLATFORM=egl
 STEPS=runs/.annotator_steps
 mkdir -p "$STEPS"
-IDS='runs/photo_ids_dev/*.npz'
+IDS='runs/photo_ids_dev_keep/*.npz'   # built with --expression keep (docs/annotators.md)
 
 step() {  # step NAME COMMAND...: run once; a marker records success
   local name=$1; shift
@@ -51,14 +51,15 @@ EOF
 
 step cache python -m annotate.evalset cache --real-faces "$REAL" --out runs/annotator_auc/real_faces_128.npz
 step dev_neutrals python -m annotate.evalset dev-neutrals --real-faces "$REAL" --out runs/photo_src_dev
-step identities ausynth identities build --images runs/photo_src_dev --out runs/photo_ids_dev --workers 2
-step render_w21 render w21 5000 21 configs/annotate/cnn-render.yaml --set identity.photo_fraction=1.0
+step identities_keep ausynth identities build --images runs/photo_src_dev --out runs/photo_ids_dev_keep \
+  --expression keep --workers 2
+step render_k21 render k21 5000 21 configs/annotate/cnn-render.yaml --set identity.photo_fraction=1.0
 step table_emfacs python -m annotate.cnn.expressions --out runs/emfacs_variants
-step render_w25 render w25 5000 25 configs/annotate/cnn-render-photo.yaml
+step render_k25 render k25 5000 25 configs/annotate/cnn-render-photo.yaml
 step table_brows python -m annotate.cnn.expressions --kind brows --out runs/brows
-step render_w33 render w33 4000 33 configs/annotate/cnn-render-table.yaml
+step render_k33 render k33 4000 33 configs/annotate/cnn-render-table.yaml
 step table_jaw python -m annotate.cnn.expressions --kind jaw --seed 36 --out runs/jaw36
-step render_w36 render w36 4000 36 configs/annotate/cnn-render-table.yaml --set expression.dataset=runs/jaw36
+step render_k36 render k36 4000 36 configs/annotate/cnn-render-table.yaml --set expression.dataset=runs/jaw36
 # training is not marked done: a rerun with other --set values trains again
 echo "== train (configs/annotate/cnn-cpu.yaml $*)"
 python -m annotate.cnn.train --config configs/annotate/cnn-cpu.yaml "$@"

@@ -278,7 +278,7 @@ def test_shipped_render_configs_load(name):
 def test_shipped_cnn_preset_loads_with_the_region_model():
     cfg = cfgmod.load(TrainConfig, Path(__file__).resolve().parents[2] / "configs" / "annotate" / "cnn-cpu.yaml")
     assert cfg.model.regions and cfg.run.keep == "best_dev"
-    assert [Path(d).name for d in cfg.data.datasets] == ["w21", "w25", "w33", "w36"]   # w33, w36: factorial tables
+    assert [Path(d).name for d in cfg.data.datasets] == ["k21", "k25", "k33", "k36"]   # k33, k36: factorial tables
     assert cfg.run.seed == 1
     assert cfg.data.prototype_boost == 0 and cfg.model.mixstyle == 0.5
 
