@@ -160,6 +160,13 @@ def test_cli_build(odd_inputs, tmp_path, capsys):
     report = json.loads((tmp_path / "ids" / "build_report.json").read_text())
     assert report["accepted"] == 1 and report["skip_reasons"] == {"not-an-image": 1}
     assert main(["identities", "build", "--images", str(tmp_path / "nothing*"), "--out", str(tmp_path / "x")]) == 2
+    # --expression reaches the build: the same photo rebuilt in keep mode, recorded in report and file
+    assert main(["identities", "build", "--images", str(src), "--out", str(tmp_path / "ids"), "--workers", "1",
+                 "--no-progress", "--expression", "keep"]) == 0
+    report = json.loads((tmp_path / "ids" / "build_report.json").read_text())
+    assert report["expression"] == "keep" and report["processed"] == 1
+    with pytest.raises(SystemExit):
+        main(["identities", "build", "--images", str(src), "--out", str(tmp_path / "ids"), "--expression", "some"])
 
 
 def test_render_job_mixes_photo_identities(tmp_path):
