@@ -108,7 +108,7 @@ def build_one(task: tuple[str, str, str, bool, str | None, str]) -> dict[str, An
     """Reconstruct the face(s) of one input into ``out``; returns a result record."""
     path, key, out, all_faces, person, expression = task
     t0 = time.time()
-    record = {"input": path, "key": key}
+    record = {"input": path, "key": key, "expression": expression}
     try:
         record |= _build(Path(path), key, Path(out), all_faces, person, expression)
     except Exception as exc:  # one bad input must never stop the batch
@@ -183,8 +183,14 @@ def _done(out: Path, key: str, expression: str = "remove") -> bool:
 
     if not key:
         return False
-    if (out / SKIP_DIR / f"{key}.json").is_file():
-        return True
+    skip = out / SKIP_DIR / f"{key}.json"
+    if skip.is_file():
+        try:   # a skip in the other mode is retried: some reasons (no pose range) depend on it
+            if json.loads(skip.read_text()).get("expression", "remove") == expression:
+                return True
+        except (OSError, ValueError):
+            pass
+        skip.unlink(missing_ok=True)
     files = list(out.glob(f"{key}-*.npz"))
     try:
         metas = [read_meta.__wrapped__(str(f)) for f in files]   # uncached: the file may be rebuilt
@@ -210,11 +216,12 @@ def build_identities(inputs: list[Path], out: str | Path, workers: int = 1, all_
     ``expression``: ``remove`` or ``keep`` the source's fitted expression
     (:func:`synth.identity.photo.reconstruct`).
     """
+    from tqdm import tqdm
+
     from synth.identity.photo import EXPRESSION_MODES
 
     if expression not in EXPRESSION_MODES:
         raise ValueError(f"expression must be one of {EXPRESSION_MODES}, not {expression!r}")
-    from tqdm import tqdm
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -245,7 +252,8 @@ def build_identities(inputs: list[Path], out: str | Path, workers: int = 1, all_
     for rec in skipped:
         reasons[rec["reason"]] = reasons.get(rec["reason"], 0) + 1
     report = {
-        "out": str(out), "expression": expression, "inputs": len(inputs), "already_done": already, "processed": len(tasks),
+        "out": str(out), "expression": expression, "inputs": len(inputs), "already_done": already,
+        "processed": len(tasks),
         "accepted": len(accepted), "skipped": len(skipped), "skip_reasons": reasons,
         "identity_files_total": len(list(out.glob("*.npz"))),
         "seconds": round(time.time() - t0, 1),

@@ -135,14 +135,17 @@ def test_a_folder_built_in_the_other_expression_mode_is_rebuilt(odd_inputs, tmp_
     from synth.identity.build import build_identities
     from synth.identity.photo import read_meta
 
-    inputs = [odd_inputs / "gray.png"]
+    inputs = [odd_inputs / "gray.png", odd_inputs / "notes.txt"]
     first = build_identities(inputs, tmp_path, workers=1, progress=False)
-    assert first["accepted"] == 1 and first["expression"] == "remove"
-    assert build_identities(inputs, tmp_path, workers=1, progress=False)["already_done"] == 1
+    assert first["accepted"] == 1 and first["skipped"] == 1 and first["expression"] == "remove"
+    assert build_identities(inputs, tmp_path, workers=1, progress=False)["already_done"] == 2
     kept = build_identities(inputs, tmp_path, workers=1, progress=False, expression="keep")
-    assert kept["processed"] == 1 and kept["already_done"] == 0   # not mixed with the removed build
+    assert kept["processed"] == 2 and kept["already_done"] == 0   # built and skipped: neither mixed in
     files = list(tmp_path.glob("*.npz"))
     assert len(files) == 1 and read_meta.__wrapped__(str(files[0]))["fit"]["expression"] == "keep"
+    skips = [json.loads(f.read_text()) for f in (tmp_path / "skipped").glob("*.json")]
+    assert [r["expression"] for r in skips] == ["keep"]
+    assert build_identities(inputs, tmp_path, workers=1, progress=False, expression="keep")["already_done"] == 2
     with pytest.raises(ValueError, match="expression must be one of"):
         build_identities(inputs, tmp_path, workers=1, progress=False, expression="sometimes")
 
@@ -164,7 +167,7 @@ def test_cli_build(odd_inputs, tmp_path, capsys):
     assert main(["identities", "build", "--images", str(src), "--out", str(tmp_path / "ids"), "--workers", "1",
                  "--no-progress", "--expression", "keep"]) == 0
     report = json.loads((tmp_path / "ids" / "build_report.json").read_text())
-    assert report["expression"] == "keep" and report["processed"] == 1
+    assert report["expression"] == "keep" and report["processed"] == 2   # the photo and the skipped file
     with pytest.raises(SystemExit):
         main(["identities", "build", "--images", str(src), "--out", str(tmp_path / "ids"), "--expression", "some"])
 
