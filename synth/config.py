@@ -174,6 +174,20 @@ class BackgroundConfig:
 #: ~16% apart; kept to reproduce renders made with it)
 EyeballFit = Literal["behind_lids", "on_margin"]
 EYEBALL_FITS: tuple[str, ...] = get_args(EyeballFit)
+#: the AUs that have a painted wrinkle map (``synth.identity.wrinkles.wrinkle_maps``), in its
+#: order; ``identity.wrinkle_aus`` picks among them
+WRINKLE_AUS = ("AU01", "AU02", "AU04", "AU06", "AU07", "AU09", "AU10", "AU11", "AU12", "AU14", "AU15",
+               "AU17", "AU20", "AU23", "AU24", "AU28")
+
+
+def check_wrinkle_aus(names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """``identity.wrinkle_aus`` checked (names from :data:`WRINKLE_AUS`, no repeats); None = all."""
+    if names is None:
+        return None
+    bad = [n for n in names if n not in WRINKLE_AUS]
+    check(not bad, f"identity.wrinkle_aus: {bad} have no wrinkle map; choose from {list(WRINKLE_AUS)}")
+    check(len(set(names)) == len(names), f"identity.wrinkle_aus lists an AU twice: {list(names)}")
+    return tuple(names)
 
 
 @dataclass(frozen=True)
@@ -195,6 +209,8 @@ class IdentityConfig:
     ``wrinkles``: scale of the rig's per-AU expression wrinkles (texture darkening,
     ``synth.identity.wrinkles``), 0..3: 1 = as designed (photo identities get 0.8 of it,
     they have real skin), 0 = none (expressions change geometry and shading only).
+    ``wrinkle_aus``: which AUs' wrinkles are painted (names from :data:`WRINKLE_AUS`, e.g.
+    ``[AU01, AU02]`` for forehead lines only); None (default) = every AU that has a map.
 
     ``resting_creases``: fraction of samples (0..1) that get resting creases: some of the
     rig's crease maps painted at random strengths with no motion and no AU label
@@ -213,6 +229,7 @@ class IdentityConfig:
     photo_distance_cm: tuple[float, float] = (70.0, 150.0)
     eyeball_fit: EyeballFit = "behind_lids"
     wrinkles: float = 1.0
+    wrinkle_aus: tuple[str, ...] | None = None
     resting_creases: float = 0.0
 
     def __post_init__(self) -> None:
@@ -226,6 +243,7 @@ class IdentityConfig:
               "identity.photo_max_turn must be [yaw, pitch, roll] in [0, 60] degrees")
         check_range("identity.photo_distance_cm", self.photo_distance_cm, 30.0, 1000.0)
         check(0 <= self.wrinkles <= 3, "identity.wrinkles must be in [0, 3]")
+        check_wrinkle_aus(self.wrinkle_aus)
         check(0 <= self.resting_creases <= 1, "identity.resting_creases must be in [0, 1]")
 
 

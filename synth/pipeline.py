@@ -138,7 +138,8 @@ def _init_worker(job: Job) -> None:
 
     out = job.cfg.output
     rig = HeadRig(subdivisions=out.subdivisions, eyeball_fit=job.cfg.identity.eyeball_fit,
-                  wrinkles=job.cfg.identity.wrinkles)
+                  wrinkles=job.cfg.identity.wrinkles,
+                  wrinkle_aus=job.cfg.identity.wrinkle_aus)
     cache = IdentityCache(rig)
     opts = {"antialias": out.antialias, "shadows": job.cfg.lights_extra.shadows} if out.backend == "pyrender" else {}
     if out.backend == "blender":  # Cycles settings; the skin's AU shape keys need the identity cache

@@ -17,7 +17,7 @@ from scipy.optimize import least_squares
 from aukit import landmarks as lmk
 from aukit.basis import FaceBasis, load_basis
 from synth import parts
-from synth.config import EYEBALL_FITS
+from synth.config import EYEBALL_FITS, check_wrinkle_aus
 from synth.head import build_loft, orient_outward
 from synth.subdivide import loop_subdivision
 
@@ -69,13 +69,15 @@ class HeadRig:
     """Face + skull mesh with subdivided AU fields, and the parts that go with it."""
 
     def __init__(self, basis: FaceBasis | None = None, subdivisions: int = 1,
-                 eyeball_fit: str = "behind_lids", wrinkles: float = 1.0):
+                 eyeball_fit: str = "behind_lids", wrinkles: float = 1.0,
+                 wrinkle_aus: tuple[str, ...] | None = None):
         if eyeball_fit not in EYEBALL_FITS:
             raise ValueError(f"eyeball_fit must be one of {EYEBALL_FITS}, not {eyeball_fit!r}")
         if not 0 <= wrinkles <= 3:
             raise ValueError(f"wrinkles must be in [0, 3], not {wrinkles!r}")
         self.eyeball_fit = eyeball_fit
         self.wrinkles = float(wrinkles)  # scale of the per-AU wrinkle maps (synth.identity.wrinkles)
+        self.wrinkle_aus = check_wrinkle_aus(wrinkle_aus)  # which AUs' maps are painted (None: all)
         self.basis = basis or load_basis()
         b = self.basis
         self.loft = build_loft(b.neutral)

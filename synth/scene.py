@@ -119,7 +119,8 @@ def build_scene(spec: SceneSpec, rig: HeadRig, cache: IdentityCache) -> SceneGeo
                  _neck_part(rig, ident),
                  *_occluder_parts(spec, rig, ident, geo, p.skin, p.normals, p.landmarks_head)]
     frames = {"head": p.head, "neck": head_matrix(spec.pose, 0.5)}
-    texture = apply_wrinkles(ident.texture, p.aus, rig.basis.neutral, rig.wrinkles, resting_creases(spec))
+    texture = apply_wrinkles(ident.texture, p.aus, rig.basis.neutral, rig.wrinkles, resting_creases(spec),
+                             rig.wrinkle_aus)
     return SceneGeometry(spec, tuple(all_parts), frames, p.camera, p.landmarks_world, ident, texture)
 
 

@@ -180,7 +180,7 @@ def apply_wrinkles_soft(texture: np.ndarray, aus: np.ndarray, rig: HeadRig,
     """The rig's per-AU wrinkle darkening (``synth.identity.wrinkles``) and the spec's resting
     creases, mapped from the rig's frontal UV layout onto the photo layout, at
     ``WRINKLE_STRENGTH`` x the rig's ``wrinkles`` (resting creases: x ``RESTING_STRENGTH``)."""
-    terms = crease_terms(aus, resting, rig.basis.neutral, MAP_SIZE, rig.wrinkles)
+    terms = crease_terms(aus, resting, rig.basis.neutral, MAP_SIZE, rig.wrinkles, rig.wrinkle_aus)
     if not terms:
         return texture
     mapx, mapy = _wrinkle_lookup(rig, texture.shape[0])

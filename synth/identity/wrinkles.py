@@ -16,6 +16,7 @@ import numpy as np
 
 from aukit import landmarks as lmk
 from aukit.aus import RIG_AUS, to_unit
+from synth.config import WRINKLE_AUS
 from synth.identity.paint import grid, polyline_distance
 
 MAP_SIZE = 256
@@ -64,6 +65,7 @@ def wrinkle_maps(neutral_key: bytes, size: int = MAP_SIZE) -> dict[str, np.ndarr
         "AU24": _line(x, y, [[-1.2, -5.35], [1.2, -5.35]], 0.1, 0.3),
         "AU28": _line(x, y, [v[i] for i in lmk.OUTER_LOWER_LIP], 0.08, 0.3),
     }
+    assert tuple(maps) == WRINKLE_AUS, "synth.config.WRINKLE_AUS must list the maps' AUs"
     return {k: np.clip(m, 0, 0.8).astype(np.float32) for k, m in maps.items()}
 
 
@@ -80,10 +82,13 @@ def wrinkle_darkness(aus: np.ndarray, neutral: np.ndarray, size: int) -> np.ndar
 
 
 def crease_terms(aus: np.ndarray, resting: np.ndarray | None, neutral: np.ndarray, size: int,
-                 strength: float) -> list[tuple[np.ndarray, float]]:
+                 strength: float, only: tuple[str, ...] | None = None) -> list[tuple[np.ndarray, float]]:
     """``(darkening map, strength)`` pairs to shade with: the active AUs' wrinkles at
-    ``strength`` and the spec's resting creases (``resting``, same layout as ``aus``; see
-    ``SceneSpec.creases``) at :data:`RESTING_STRENGTH`. Empty when nothing is painted."""
+    ``strength`` (only those of the AUs in ``only``, when given) and the spec's resting creases
+    (``resting``, same layout as ``aus``; see ``SceneSpec.creases``; never filtered) at
+    :data:`RESTING_STRENGTH`. Empty when nothing is painted."""
+    if only is not None:
+        aus = np.where([name in only for name in RIG_AUS], aus, 0.0)
     out = []
     for vec, s in ((aus, strength), (resting, RESTING_STRENGTH)):
         dark = None if vec is None or s == 0 else wrinkle_darkness(vec, neutral, size)
@@ -92,11 +97,12 @@ def crease_terms(aus: np.ndarray, resting: np.ndarray | None, neutral: np.ndarra
     return out
 
 
-def apply_wrinkles(texture: np.ndarray, aus: np.ndarray, neutral: np.ndarray,
-                   strength: float = 1.0, resting: np.ndarray | None = None) -> np.ndarray:
-    """Face texture (uint8 sRGB) darkened by the wrinkles of the active AUs, scaled by
-    ``strength`` (0 = none), and by the ``resting`` creases (the darkening is capped at 85%)."""
-    terms = crease_terms(aus, resting, neutral, texture.shape[0], strength)
+def apply_wrinkles(texture: np.ndarray, aus: np.ndarray, neutral: np.ndarray, strength: float = 1.0,
+                   resting: np.ndarray | None = None, only: tuple[str, ...] | None = None) -> np.ndarray:
+    """Face texture (uint8 sRGB) darkened by the wrinkles of the active AUs (of those in
+    ``only``, when given), scaled by ``strength`` (0 = none), and by the ``resting`` creases
+    (the darkening is capped at 85%)."""
+    terms = crease_terms(aus, resting, neutral, texture.shape[0], strength, only)
     if not terms:
         return texture
     return (texture * crease_shade(terms)[..., None]).astype(np.uint8)

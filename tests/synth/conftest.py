@@ -19,13 +19,13 @@ def rig(basis):
 
 @pytest.fixture(scope="session")
 def rig_with_wrinkles(rig):
-    """``scale -> rig``: the session rig with another wrinkle scale (geometry shared, so
-    nothing else changes)."""
+    """``(scale, only=None) -> rig``: the session rig with another wrinkle scale and choice of
+    wrinkled AUs (``identity.wrinkle_aus``; geometry shared, so nothing else changes)."""
     import copy
 
-    def make(scale: float):
+    def make(scale: float, only: tuple[str, ...] | None = None):
         other = copy.copy(rig)
-        other.wrinkles = scale
+        other.wrinkles, other.wrinkle_aus = scale, only
         return other
     return make
 

@@ -213,6 +213,20 @@ def test_wrinkle_scale_reaches_photo_identities(rig_with_wrinkles, cache, smilin
     assert sums[0.0] > sums[1.0] > sums[2.0]
 
 
+def test_wrinkle_aus_reach_photo_identities(rig_with_wrinkles, cache, smiling):
+    """``identity.wrinkle_aus=[AU01, AU02]`` on a photo identity: a frown and a smile paint
+    nothing; a brow raise added paints its forehead lines, exactly as it does alone."""
+    _, path, _, _ = smiling
+    pose = {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}
+    forehead = rig_with_wrinkles(1.0, ("AU01", "AU02"))
+    plain = build_scene(photo_spec(path, {"AU04": 4.0, "AU12": 3.0}, pose, SIZE), forehead, cache)
+    assert np.array_equal(plain.face_texture, plain.identity.texture)
+    raised = build_scene(photo_spec(path, {"AU01": 4.0, "AU04": 4.0, "AU12": 3.0}, pose, SIZE), forehead, cache)
+    alone = build_scene(photo_spec(path, {"AU01": 4.0}, pose, SIZE), rig_with_wrinkles(1.0), cache)
+    assert raised.face_texture.astype(float).sum() < plain.face_texture.astype(float).sum()
+    assert np.array_equal(raised.face_texture, alone.face_texture)
+
+
 def test_resting_creases_reach_photo_identities(rig_with_wrinkles, cache, smiling):
     """Photo identities get the spec's resting creases too, with the expression wrinkles off."""
     _, path, _, _ = smiling

@@ -182,6 +182,22 @@ def test_wrinkle_scale_reaches_the_workers(tmp_path):
     assert max(diffs) > 0.05
 
 
+def test_wrinkle_aus_reach_the_workers(tmp_path):
+    """``identity.wrinkle_aus=[AU01,AU02]`` renders the same samples with only the forehead
+    lines painted: the images differ from all creases' only where another AU has creases."""
+    labels, imgs = render_variants(tmp_path, "identity.wrinkle_aus", ("null", "[AU01,AU02]"))
+    assert labels["null"] == labels["[AU01,AU02]"]
+    assert read_manifest(tmp_path / "[AU01,AU02]")["config"]["identity"]["wrinkle_aus"] == ["AU01", "AU02"]
+    from synth.config import WRINKLE_AUS
+
+    other = {k: any(m["spec"]["aus"][au] > 0 for au in WRINKLE_AUS if au not in ("AU01", "AU02"))
+             for k, m in labels["null"].items()}
+    assert any(other.values())
+    for k, has_other in other.items():
+        diff = np.abs(imgs["null"][k] - imgs["[AU01,AU02]"][k]).mean()
+        assert (diff > 0) == has_other, (k, diff)
+
+
 def test_a_job_recorded_before_a_new_config_key_resumes(tmp_path):
     """A job.json written before a config key existed resumes when the key is at its default
     (the default renders what the older code did), and is refused when it is not."""

@@ -149,11 +149,37 @@ def test_resting_creases_darken_only_the_texture(rig_with_wrinkles, cache):
     assert all(np.array_equal(a.vertices, b.vertices) for a, b in zip(plain.parts, geoms[5.0].parts))
 
 
-def test_wrinkle_scale_is_validated():
+def test_wrinkle_aus_paint_only_the_chosen_creases(rig_with_wrinkles, cache):
+    """``identity.wrinkle_aus=[AU01]`` with a brow raise and a frown active paints exactly the
+    brow raise's forehead lines (what AU01 alone paints), not the frown's; resting creases are
+    never filtered."""
+    both = spec_with(aus={"AU01": 5.0, "AU04": 5.0})
+    chosen = build_scene(both, rig_with_wrinkles(1.0, ("AU01",)), cache).face_texture
+    alone = build_scene(spec_with(aus={"AU01": 5.0}), rig_with_wrinkles(1.0), cache).face_texture
+    full = build_scene(both, rig_with_wrinkles(1.0), cache).face_texture
+    assert np.array_equal(chosen, alone)
+    assert full.astype(float).sum() < chosen.astype(float).sum() < alone.astype(float).sum() + 1
+    resting = spec_with(aus={"AU04": 5.0}, creases={"AU12": 5.0})
+    filtered = build_scene(resting, rig_with_wrinkles(1.0, ("AU01",)), cache).face_texture
+    crease_only = build_scene(spec_with(creases={"AU12": 5.0}), rig_with_wrinkles(0.0), cache).face_texture
+    assert np.array_equal(filtered, crease_only)
+
+
+def test_wrinkle_scale_is_validated(basis):
     from aukit.config import ConfigError, load
+    from synth.config import WRINKLE_AUS
+    from synth.identity.wrinkles import wrinkle_maps
     from synth.rig import HeadRig
 
     with pytest.raises(ConfigError, match="identity.wrinkles"):
         load(SynthConfig, overrides=["identity.wrinkles=-1"])
     with pytest.raises(ValueError, match="wrinkles"):
         HeadRig(wrinkles=4.0)
+    assert load(SynthConfig, overrides=["identity.wrinkle_aus=[AU01, AU02]"]).identity.wrinkle_aus == ("AU01", "AU02")
+    for bad, why in (("[AU25]", "no wrinkle map"), ("[AU01, AU01]", "twice"), ("AU01", "expected a list")):
+        with pytest.raises(ConfigError, match=why):
+            load(SynthConfig, overrides=[f"identity.wrinkle_aus={bad}"])
+    with pytest.raises(ConfigError, match="no wrinkle map"):
+        HeadRig(wrinkle_aus=("AU26",))
+    neutral = np.ascontiguousarray(basis.neutral, np.float64)
+    assert tuple(wrinkle_maps(neutral.tobytes(), 8)) == WRINKLE_AUS
