@@ -190,6 +190,11 @@ def fit_landmark_branch(cfg: TrainConfig, path: Path, dev: Any) -> dict[str, Any
     model, _ = checkpoint.load(path)              # fail before minutes of MediaPipe, not after
     lm, au17 = training_landmarks(cfg.data.datasets, cfg.data.cache_dir, cfg.landmarks.max_occluded,
                                   cfg.landmarks.workers, cfg.landmarks.exclude, cfg.data.max_samples)
+    if len(lm) <= cfg.landmarks.n_components:
+        raise cfgmod.ConfigError(
+            f"landmark branch: {len(lm)} usable renders (a face found, at most landmarks.max_occluded occluded, "
+            f"not in landmarks.exclude), need more than landmarks.n_components={cfg.landmarks.n_components}: "
+            f"render more, or lower landmarks.n_components")
     head = geometry.fit_head(lm, au17, cfg.landmarks.n_components, cfg.landmarks.alpha)
     weight = np.full(len(GANIMATION_AUS), 0.5)
     info: dict[str, Any] = {"renders": len(lm), "excluded": list(cfg.landmarks.exclude),
@@ -263,6 +268,9 @@ def main(args: argparse.Namespace) -> int:
             path = train(cfg)
         except FileNotFoundError as exc:   # a dataset folder or the dev cache is missing
             print(f"error: {exc}")
+            return 2
+        except cfgmod.ConfigError as exc:  # the landmark branch, after the CNN was saved
+            print(f"error: {exc}; the CNN is saved in {cfg.run.out_dir}: add the branch with --landmarks-only")
             return 2
     print(f"wrote {path}")
     return 0

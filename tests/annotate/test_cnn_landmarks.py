@@ -190,6 +190,23 @@ def test_training_landmarks_cut_at_max_samples_across_folders(monkeypatch):
     assert len(rl.training_landmarks(("a", "b"), None, 0.05, max_samples=4)[0]) == 3
 
 
+def test_too_few_renders_for_the_branch_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    """Fewer usable renders than landmarks.n_components: a message naming both keys, exit 2,
+    and the checkpoint left as it was (no branch attached)."""
+    import annotate.cnn.render_landmarks as rl
+    from annotate.cnn.train import build_parser, main
+
+    path = _tiny_checkpoint(tmp_path)
+    lm, aus = shapes(12, seed=0)
+    monkeypatch.setattr(rl, "training_landmarks", lambda *a, **k: (lm, aus))
+    args = build_parser().parse_args(["--landmarks-only", "--set", "data.datasets=[x]",
+                                      "--set", f"run.out_dir={path.parent}", "--set", "landmarks.n_components=20"])
+    assert main(args) == 2
+    out = capsys.readouterr().out
+    assert "12 usable renders" in out and "landmarks.n_components=20" in out
+    assert checkpoint.load_landmark_head(path) is None
+
+
 def test_landmarks_only_needs_an_existing_checkpoint(tmp_path, capsys):
     from annotate.cnn.train import build_parser, main
 
