@@ -190,12 +190,13 @@ def fit_landmark_branch(cfg: TrainConfig, path: Path, dev: Any) -> dict[str, Any
     model, _ = checkpoint.load(path)              # fail before minutes of MediaPipe, not after
     lm, au17 = training_landmarks(cfg.data.datasets, cfg.data.cache_dir, cfg.landmarks.max_occluded,
                                   cfg.landmarks.workers, cfg.landmarks.exclude, cfg.data.max_samples)
-    if len(lm) <= cfg.landmarks.n_components:
+    try:   # fit_head refuses too few renders for its PCA; say which config keys decide that
+        head = geometry.fit_head(lm, au17, cfg.landmarks.n_components, cfg.landmarks.alpha)
+    except ValueError as exc:
         raise cfgmod.ConfigError(
-            f"landmark branch: {len(lm)} usable renders (a face found, at most landmarks.max_occluded occluded, "
-            f"not in landmarks.exclude), need more than landmarks.n_components={cfg.landmarks.n_components}: "
-            f"render more, or lower landmarks.n_components")
-    head = geometry.fit_head(lm, au17, cfg.landmarks.n_components, cfg.landmarks.alpha)
+            f"landmark branch on {len(lm)} usable renders (a face found, at most landmarks.max_occluded "
+            f"occluded, not in landmarks.exclude): {exc}; render more, or lower "
+            f"landmarks.n_components={cfg.landmarks.n_components}") from exc
     weight = np.full(len(GANIMATION_AUS), 0.5)
     info: dict[str, Any] = {"renders": len(lm), "excluded": list(cfg.landmarks.exclude),
                             "fusion": cfg.landmarks.fusion}
