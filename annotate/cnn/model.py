@@ -7,7 +7,8 @@ each pixel relative to a Gaussian neighbourhood of ``local_sigma`` x the side, w
 removes smooth shading: keeps edges and texture, the cues renders and photos share best).
 Outputs (all per sample):
 
-* ``aus``: (B, len(RIG_AUS)) FACS intensities in [0, 5] (``5 * sigmoid``): every AU the
+* ``aus``: (B, len(RIG_AUS)) FACS intensities in [0, 5] (``au_head``: ``5 * sigmoid``, or
+  ``linear``: ``5 * logit``, unbounded while training, clamped to [0, 5] in eval mode): every AU the
   rig renders, so the network is also told about AUs outside the 17 GANimation ones (e.g.
   AU24 vs AU23) instead of folding them into look-alikes.
 * ``visible``: (B,) logit of the face's unoccluded fraction (a confidence cue).
@@ -52,6 +53,10 @@ class ModelConfig:
     local_sigma: float = 0.06
     regions: bool = False
     mixstyle: float = 0.0     # probability of MixStyle after the stem and each of the first two stages
+    # "sigmoid": 5 * sigmoid(logit). "linear": 5 * logit, clamped to [0, 5] only in eval mode. Why linear:
+    # most labels are 0, so a sigmoid head is pushed into saturation, where its gradient vanishes and a
+    # rarely active AU stops learning (docs/annotators.md "A linear AU head").
+    au_head: Literal["sigmoid", "linear"] = "sigmoid"
 
     def __post_init__(self) -> None:
         check(32 <= self.image_size <= 256, f"model.image_size must be in [32, 256], got {self.image_size}")
@@ -63,6 +68,7 @@ class ModelConfig:
         check(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
         check(0.01 <= self.local_sigma <= 0.5, f"model.local_sigma must be in [0.01, 0.5], got {self.local_sigma}")
         check(0.0 <= self.mixstyle <= 1.0, f"model.mixstyle must be in [0, 1], got {self.mixstyle}")
+        check(self.au_head in ("sigmoid", "linear"), f"model.au_head must be sigmoid or linear, got {self.au_head!r}")
 
 
 #: AUs read from the upper face when ``ModelConfig.regions`` (the rest from the lower face).
@@ -153,7 +159,7 @@ class AUNet(nn.Module):
         n = len(RIG_AUS)
         if not self.cfg.regions:
             out = self.head(self._embed(x))
-            return {"aus": FACS_MAX * torch.sigmoid(out[:, :n]), "visible": out[:, n],
+            return {"aus": self._aus(out[:, :n]), "visible": out[:, n],
                     "pose": out[:, n + 1:n + 4]}
         side = x.shape[-2]
         h_up = self._embed(x[..., :round(UPPER_END * side), :])
@@ -161,7 +167,13 @@ class AUNet(nn.Module):
         logits = x.new_zeros((x.shape[0], n))
         logits = logits.index_copy(1, self.up_idx, self.head_up(h_up)).index_copy(1, self.lo_idx, self.head_lo(h_lo))
         aux = self.head_aux(torch.cat([h_up, h_lo], 1))
-        return {"aus": FACS_MAX * torch.sigmoid(logits), "visible": aux[:, 0], "pose": aux[:, 1:4]}
+        return {"aus": self._aus(logits), "visible": aux[:, 0], "pose": aux[:, 1:4]}
+
+    def _aus(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.cfg.au_head == "sigmoid":
+            return FACS_MAX * torch.sigmoid(logits)
+        aus = FACS_MAX * logits
+        return aus if self.training else aus.clamp(0.0, FACS_MAX)
 
 
 def standardise(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:

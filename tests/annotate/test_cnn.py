@@ -154,7 +154,7 @@ def test_training_steps_and_checkpoint_round_trip(rendered_like, tmp_path):
     raw = torch.load(path, map_location="cpu", weights_only=True)   # plain tensors and builtins only
     assert raw["format"] == checkpoint.FORMAT and raw["train"]["steps"] == 4
     model, info = checkpoint.load(path)
-    assert info["metrics"]["synth_mae"] >= 0
+    assert info["metrics"]["synth_mae"] >= 0 and isinstance(info["metrics"]["synth_r"], dict)
     x = torch.randn(2, 1, 32, 32)
     saved = AUNet(model.cfg)
     saved.load_state_dict(raw["state_dict"])
@@ -302,3 +302,60 @@ def test_mixstyle_mixes_feature_statistics_in_training_only():
     assert sum(v.numel() for v in plain.state_dict().values()) == sum(v.numel() for v in mixed.state_dict().values())
     with pytest.raises(ValueError, match="mixstyle"):
         ModelConfig(mixstyle=1.5)
+
+
+def test_linear_au_head_keeps_learning_where_the_sigmoid_saturates(tmp_path):
+    """``model.au_head: linear``: an output stuck near 0 (where most labels are) still gets the
+    full gradient towards an active label; the sigmoid head's gradient there has vanished."""
+    cfg = dict(image_size=32, stem=8, widths=(8, 8), blocks=(1, 1), regions=True)
+    k = RIG_AUS.index("AU05")
+    grads = {}
+    for head, bias in (("sigmoid", -8.0), ("linear", 5.0 * torch.sigmoid(torch.tensor(-8.0)).item() / 5.0)):
+        torch.manual_seed(0)
+        net = AUNet(ModelConfig(**cfg, au_head=head)).train()
+        up = net.up_idx.tolist().index(k)
+        with torch.no_grad():
+            net.head_up.weight.zero_()
+            net.head_up.bias[up] = bias
+        out = net(torch.rand(2, 1, 32, 32))["aus"][:, k]
+        assert torch.allclose(out, torch.full_like(out, 5.0 * torch.sigmoid(torch.tensor(-8.0)).item()), atol=1e-4)
+        ((out - 5.0) ** 2).mean().backward()
+        grads[head] = abs(float(net.head_up.bias.grad[up]))
+    assert grads["linear"] > 1000 * grads["sigmoid"]
+
+    torch.manual_seed(1)
+    net = AUNet(ModelConfig(**cfg, au_head="linear"))
+    with torch.no_grad():
+        net.head_up.bias.fill_(-3.0)
+        net.head_lo.bias.fill_(3.0)
+    x = torch.rand(3, 1, 32, 32)
+    train_out = net.train()(x)["aus"].detach()
+    assert float(train_out.min()) < 0.0 and float(train_out.max()) > 5.0      # unbounded while training
+    eval_out = net.eval()(x)["aus"].detach()
+    assert float(eval_out.min()) == 0.0 and float(eval_out.max()) == 5.0      # clamped to FACS 0-5 for use
+    checkpoint.save(tmp_path / "m.pt", net, {"steps": 0})
+    loaded, _ = checkpoint.load(tmp_path / "m.pt")
+    assert loaded.cfg.au_head == "linear" and torch.allclose(loaded(x)["aus"], eval_out)
+    with pytest.raises(ValueError, match="au_head"):
+        ModelConfig(au_head="tanh")
+
+
+def test_synth_correlations_expose_an_au_the_network_gave_up_on():
+    """A near-constant output for a mostly-0 AU has a small MAE but r ~ 0; a tracking output r ~ 1."""
+    from annotate.cnn.train import synth_correlations
+    from aukit.aus import GANIMATION_AUS
+
+    rng = np.random.default_rng(0)
+    true = np.zeros((200, 17))
+    true[:, 0] = rng.uniform(0, 5, 200)                              # AU01: tracked
+    true[rng.random(200) < 0.1, 3] = 3.0                             # AU05: mostly 0, given up on
+    pred = np.zeros_like(true)
+    pred[:, 0] = true[:, 0] + rng.normal(0, 0.3, 200)
+    pred[:, 3] = 0.3 + rng.normal(0, 0.01, 200)
+    r = synth_correlations(pred, true)
+    assert r["AU01"] > 0.95 and abs(r["AU05"]) < 0.2
+    assert np.abs(pred[:, 3] - true[:, 3]).mean() < np.abs(pred[:, 0] - true[:, 0]).mean() + 0.4
+    assert set(r) == {"AU01", "AU05"}                                # constant AUs left out
+    pred[:, 3] = 0.0
+    assert synth_correlations(pred, true)["AU05"] == 0.0             # a constant output counts as 0
+    assert set(GANIMATION_AUS) >= set(r)
