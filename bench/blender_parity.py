@@ -88,7 +88,8 @@ def main() -> None:
 
     cfg = load(SynthConfig, overrides=[f"output.size={a.size}", *a.overrides])
     rig = HeadRig(subdivisions=cfg.output.subdivisions, eyeball_fit=cfg.identity.eyeball_fit,
-                  wrinkles=cfg.identity.wrinkles, wrinkle_aus=cfg.identity.wrinkle_aus)
+                  wrinkles=cfg.identity.wrinkles, wrinkle_aus=cfg.identity.wrinkle_aus,
+                  au_gain=cfg.identity.au_gain)
     cache = IdentityCache(rig)
     ref_r = make_renderer("pyrender", a.size, antialias=cfg.output.antialias)
     bl_r = make_renderer("blender", a.size, samples=a.samples, denoise=not a.no_denoise,

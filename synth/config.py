@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from aukit.aus import RIG_AUS
 from aukit.config import check, check_range
 
 
@@ -180,6 +181,23 @@ WRINKLE_AUS = ("AU01", "AU02", "AU04", "AU06", "AU07", "AU09", "AU10", "AU11", "
                "AU17", "AU20", "AU23", "AU24", "AU28")
 
 
+#: AUs whose displacement ``identity.au_gain`` may scale: every rig AU but the jaw's (their rotation
+#: also carries the teeth and tongue) and the lid closures (exact: the margins meet at 5)
+GAIN_AUS: tuple[str, ...] = tuple(a for a in RIG_AUS if a not in ("AU26", "AU27", "AU43", "AU45"))
+AU_GAIN_RANGE = (0.25, 4.0)
+
+
+def check_au_gain(gain: dict[str, float] | None) -> dict[str, float]:
+    """``identity.au_gain`` checked (AUs from :data:`GAIN_AUS`, factors in :data:`AU_GAIN_RANGE`)."""
+    gain = dict(gain or {})
+    bad = [a for a in gain if a not in GAIN_AUS]
+    check(not bad, f"identity.au_gain: {bad} cannot be scaled; choose from {list(GAIN_AUS)}")
+    lo, hi = AU_GAIN_RANGE
+    off = {a: v for a, v in gain.items() if not lo <= float(v) <= hi}
+    check(not off, f"identity.au_gain: factors must be in [{lo}, {hi}], got {off}")
+    return {a: float(v) for a, v in gain.items()}
+
+
 def check_wrinkle_aus(names: tuple[str, ...] | None) -> tuple[str, ...] | None:
     """``identity.wrinkle_aus`` checked (names from :data:`WRINKLE_AUS`, no repeats); None = all."""
     if names is None:
@@ -212,6 +230,11 @@ class IdentityConfig:
     ``wrinkle_aus``: which AUs' wrinkles are painted (names from :data:`WRINKLE_AUS`, e.g.
     ``[AU01, AU02]`` for forehead lines only); None (default) = every AU that has a map.
 
+    ``au_gain``: per-AU factors on the rig's displacement (``{AU05: 1.6}``: the upper lid rises
+    1.6x as far at every intensity); labels keep the FACS intensity. For AUs whose motion is
+    too small to see at a model's input size (docs/annotators.md). Empty (default) = the rig
+    as built; AUs from :data:`GAIN_AUS`, factors in :data:`AU_GAIN_RANGE`.
+
     ``resting_creases``: fraction of samples (0..1) that get resting creases: some of the
     rig's crease maps painted at random strengths with no motion and no AU label
     (``synth.sampling.sample_creases``), as real faces carry at rest (nasolabial folds,
@@ -231,6 +254,7 @@ class IdentityConfig:
     wrinkles: float = 1.0
     wrinkle_aus: tuple[str, ...] | None = None
     resting_creases: float = 0.0
+    au_gain: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check(self.pool_size >= 1, "identity.pool_size must be >= 1")
@@ -244,6 +268,7 @@ class IdentityConfig:
         check_range("identity.photo_distance_cm", self.photo_distance_cm, 30.0, 1000.0)
         check(0 <= self.wrinkles <= 3, "identity.wrinkles must be in [0, 3]")
         check_wrinkle_aus(self.wrinkle_aus)
+        check_au_gain(self.au_gain)
         check(0 <= self.resting_creases <= 1, "identity.resting_creases must be in [0, 1]")
 
 

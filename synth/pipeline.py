@@ -139,7 +139,7 @@ def _init_worker(job: Job) -> None:
     out = job.cfg.output
     rig = HeadRig(subdivisions=out.subdivisions, eyeball_fit=job.cfg.identity.eyeball_fit,
                   wrinkles=job.cfg.identity.wrinkles,
-                  wrinkle_aus=job.cfg.identity.wrinkle_aus)
+                  wrinkle_aus=job.cfg.identity.wrinkle_aus, au_gain=job.cfg.identity.au_gain)
     cache = IdentityCache(rig)
     opts = {"antialias": out.antialias, "shadows": job.cfg.lights_extra.shadows} if out.backend == "pyrender" else {}
     if out.backend == "blender":  # Cycles settings; the skin's AU shape keys need the identity cache

@@ -8,6 +8,7 @@ backends turn parts into their own scene objects.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +18,7 @@ from scipy.optimize import least_squares
 from aukit import landmarks as lmk
 from aukit.basis import FaceBasis, load_basis
 from synth import parts
-from synth.config import EYEBALL_FITS, check_wrinkle_aus
+from synth.config import EYEBALL_FITS, check_au_gain, check_wrinkle_aus
 from synth.head import build_loft, orient_outward
 from synth.subdivide import loop_subdivision
 
@@ -70,7 +71,7 @@ class HeadRig:
 
     def __init__(self, basis: FaceBasis | None = None, subdivisions: int = 1,
                  eyeball_fit: str = "behind_lids", wrinkles: float = 1.0,
-                 wrinkle_aus: tuple[str, ...] | None = None):
+                 wrinkle_aus: tuple[str, ...] | None = None, au_gain: dict[str, float] | None = None):
         if eyeball_fit not in EYEBALL_FITS:
             raise ValueError(f"eyeball_fit must be one of {EYEBALL_FITS}, not {eyeball_fit!r}")
         if not 0 <= wrinkles <= 3:
@@ -78,7 +79,10 @@ class HeadRig:
         self.eyeball_fit = eyeball_fit
         self.wrinkles = float(wrinkles)  # scale of the per-AU wrinkle maps (synth.identity.wrinkles)
         self.wrinkle_aus = check_wrinkle_aus(wrinkle_aus)  # which AUs' maps are painted (None: all)
-        self.basis = basis or load_basis()
+        self.au_gain = check_au_gain(au_gain)   # per-AU displacement factors (identity.au_gain)
+        # the gain goes into the basis itself, so everything posed from rig.basis (the photo
+        # backdrop's warp too) moves the same way as the skin
+        self.basis = _with_gain(basis or load_basis(), self.au_gain)
         b = self.basis
         self.loft = build_loft(b.neutral)
         coarse = np.concatenate([b.neutral, self.loft.vertices])
@@ -187,6 +191,16 @@ class HeadRig:
         out = skin[:478].copy()
         out[lmk.N_FACE:] = iris
         return out
+
+
+def _with_gain(basis: FaceBasis, gain: dict[str, float]) -> FaceBasis:
+    """``basis`` with each AU field in ``gain`` scaled by its factor (the same basis if none)."""
+    if not gain:
+        return basis
+    fields = basis.au_fields.copy()
+    for name, factor in gain.items():
+        fields[basis.au_names.index(name)] *= factor
+    return dataclasses.replace(basis, au_fields=fields)
 
 
 def _incidence(triangles: np.ndarray, n: int) -> sp.csr_matrix:

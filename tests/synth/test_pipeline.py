@@ -223,3 +223,21 @@ def test_resting_creases_reach_the_workers(tmp_path):
     assert creased
     for k in imgs["0"]:
         assert (np.abs(imgs["0"][k] - imgs["1"][k]).mean() > 0.05) == (k in creased)
+
+
+def test_au_gain_reaches_the_workers(tmp_path):
+    """``identity.au_gain`` renders the same samples with the same AU labels; a sample's image
+    and landmarks move exactly when one of the scaled AUs is active in it."""
+    gained = ("AU01", "AU02", "AU04", "AU12")
+    value = "{" + ", ".join(f"{a}: 2" for a in gained) + "}"
+    labels, imgs = render_variants(tmp_path, "identity.au_gain", ("{}", value))
+    assert read_manifest(tmp_path / value)["config"]["identity"]["au_gain"] == {a: 2.0 for a in gained}
+    active = {}
+    for k, m in labels["{}"].items():
+        g = labels[value][k]
+        assert g["au17"] == m["au17"] and g["spec"]["aus"] == m["spec"]["aus"]
+        active[k] = any(m["spec"]["aus"][a] > 0 for a in gained)
+        moved = not np.allclose(g["landmarks68"], m["landmarks68"], atol=1e-6)
+        diff = np.abs(imgs[value][k] - imgs["{}"][k]).mean()
+        assert moved == active[k] and (diff > 0) == active[k], (k, moved, diff)
+    assert any(active.values())

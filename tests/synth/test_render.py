@@ -183,3 +183,30 @@ def test_wrinkle_scale_is_validated(basis):
         HeadRig(wrinkle_aus=("AU26",))
     neutral = np.ascontiguousarray(basis.neutral, np.float64)
     assert tuple(wrinkle_maps(neutral.tobytes(), 8)) == WRINKLE_AUS
+
+
+def test_au_gain_scales_the_chosen_fields_everywhere_the_rig_poses_from():
+    """``identity.au_gain={AU05: 2}``: the AU05 field (in ``rig.basis``, which the photo backdrop
+    warps with, and in the subdivided rig) is twice as long; every other field is unchanged."""
+    from aukit.config import ConfigError, load
+    from synth.config import GAIN_AUS
+    from synth.rig import HeadRig
+
+    plain, gained = HeadRig(), HeadRig(au_gain={"AU05": 2.0})
+    k = RIG_AUS.index("AU05")
+    assert np.abs(plain.au_fields[k]).max() > 0
+    np.testing.assert_allclose(gained.au_fields[k], 2 * plain.au_fields[k], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(gained.basis.au_fields[k], 2 * plain.basis.au_fields[k])
+    others = [j for j in range(len(RIG_AUS)) if j != k]
+    assert np.array_equal(gained.au_fields[others], plain.au_fields[others])
+    assert np.array_equal(gained.neutral, plain.neutral)
+    assert HeadRig(au_gain={}).basis is plain.basis                   # no gain: the shared basis
+    assert load(SynthConfig, overrides=["identity.au_gain={AU05: 1.6, AU07: 2}"]).identity.au_gain == \
+        {"AU05": 1.6, "AU07": 2.0}
+    assert "AU26" not in GAIN_AUS and "AU45" not in GAIN_AUS
+    for bad, why in (("{AU26: 2}", "cannot be scaled"), ("{AU99: 2}", "cannot be scaled"),
+                     ("{AU05: 10}", "must be in"), ("[AU05]", "expected a mapping|mapping")):
+        with pytest.raises(ConfigError, match=why):
+            load(SynthConfig, overrides=[f"identity.au_gain={bad}"])
+    with pytest.raises(ConfigError, match="cannot be scaled"):
+        HeadRig(au_gain={"AU43": 2.0})
