@@ -53,9 +53,10 @@ class ModelConfig:
     local_sigma: float = 0.06
     regions: bool = False
     mixstyle: float = 0.0     # probability of MixStyle after the stem and each of the first two stages
-    # "sigmoid": 5 * sigmoid(logit). "linear": 5 * logit, clamped to [0, 5] only in eval mode. Why linear:
-    # most labels are 0, so a sigmoid head is pushed into saturation, where its gradient vanishes and a
-    # rarely active AU stops learning (docs/annotators.md "A linear AU head").
+    # "sigmoid": 5 * sigmoid(logit). "linear": 5 * logit, clamped to [0, 5] only in eval mode. Why offer
+    # linear: most labels are 0, which pushes a sigmoid towards saturation, where its gradient vanishes.
+    # Measured on the preset (docs/annotators.md "What the CNN learns on the renders themselves"): it
+    # steepens the AUs the network already reads, but does not revive the ones it never learned.
     au_head: Literal["sigmoid", "linear"] = "sigmoid"
 
     def __post_init__(self) -> None:
