@@ -31,6 +31,7 @@ import numpy as np
 
 from annotate.geometric import Calibration, GeometricConfig, fit_au17
 from aukit.aus import FACS_MAX, GANIMATION_AUS, RIG_AUS, rig_to_ganimation
+from aukit.stats import column_pearson
 
 
 def collect_landmarks(roots: list[Path], n: int, cache: Path | None) -> dict[str, np.ndarray]:
@@ -90,12 +91,9 @@ def calibrate(fitted: np.ndarray, true: np.ndarray, knots: int) -> Calibration:
 
 def report(fitted: np.ndarray, true: np.ndarray) -> dict[str, dict[str, float]]:
     """Per AU: MAE and Pearson correlation (NaN when either side is constant)."""
-    out = {}
-    for k, name in enumerate(GANIMATION_AUS):
-        f, t = fitted[:, k], true[:, k]
-        r = float(np.corrcoef(f, t)[0, 1]) if f.std() > 0 and t.std() > 0 else float("nan")
-        out[name] = {"mae": round(float(np.abs(f - t).mean()), 3), "r": round(r, 3)}
-    return out
+    r = column_pearson(fitted, true)
+    mae = np.abs(fitted - true).mean(0)
+    return {name: {"mae": round(float(mae[k]), 3), "r": round(float(r[k]), 3)} for k, name in enumerate(GANIMATION_AUS)}
 
 
 def main(argv: list[str] | None = None) -> int:

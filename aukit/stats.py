@@ -1,5 +1,6 @@
 """Cluster bootstrap confidence intervals (numpy only; used by ``eval`` and by the
-annotator AUC check, :mod:`annotate.auc_ci`, whose clusters are people).
+annotator AUC check, :mod:`annotate.auc_ci`, whose clusters are people), and per-column
+correlations (:func:`column_pearson`).
 
 Every evaluated row (one edit) belongs to a test *face*; edits of one face are correlated
 (same identity, pose, lighting), so the unit of resampling is the face: a bootstrap
@@ -16,6 +17,13 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+
+
+def column_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(K,) Pearson r of each column of (N, K) ``a`` with the same column of ``b``; NaN where
+    either column is constant (e.g. predicted vs exact AUs, one AU per column)."""
+    return np.array([float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else float("nan")
+                     for x, y in zip(np.asarray(a).T, np.asarray(b).T)], dtype=np.float64)
 
 
 def face_weights(n_faces: int, n_boot: int, seed: int | Sequence[int] = 0) -> np.ndarray:

@@ -37,6 +37,7 @@ from annotate.cnn.data import SynthArrays, load_training_arrays
 from annotate.cnn.model import AUNet
 from aukit import config as cfgmod
 from aukit.aus import FACS_MAX, GANIMATION_AUS, RIG_AUS, rig_to_ganimation
+from aukit.stats import column_pearson
 
 
 def build_parser(prog: str = "python -m annotate.cnn.train") -> argparse.ArgumentParser:
@@ -102,14 +103,11 @@ def synth_correlations(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     """Per-AU Pearson r between predicted and exact (N, 17) AUs of the held-out renders. Why:
     the MAE hides an AU the network has given up on (a near-constant output scores a small
     MAE when the AU is mostly 0); its r stays near 0. AUs constant in the set are left out."""
-    out = {}
-    for k, name in enumerate(GANIMATION_AUS):
-        p, t = pred[:, k], true[:, k]
-        if len(t) >= 3 and t.std() > 0 and p.std() > 0:
-            out[name] = round(float(np.corrcoef(p, t)[0, 1]), 3)
-        elif len(t) >= 3 and t.std() > 0:
-            out[name] = 0.0
-    return out
+    if len(true) < 3:
+        return {}
+    r = column_pearson(pred, true)           # NaN where a column is constant
+    return {name: round(float(r[k]), 3) if np.isfinite(r[k]) else 0.0   # a constant output: 0
+            for k, name in enumerate(GANIMATION_AUS) if true[:, k].std() > 0}
 
 
 def load_dev(cfg: TrainConfig) -> Any:
