@@ -79,10 +79,9 @@ class HeadRig:
         self.eyeball_fit = eyeball_fit
         self.wrinkles = float(wrinkles)  # scale of the per-AU wrinkle maps (synth.identity.wrinkles)
         self.wrinkle_aus = check_wrinkle_aus(wrinkle_aus)  # which AUs' maps are painted (None: all)
-        self.au_gain = check_au_gain(au_gain)   # per-AU displacement factors (identity.au_gain)
-        # the gain goes into the basis itself, so everything posed from rig.basis (the photo
-        # backdrop's warp too) moves the same way as the skin
-        self.basis = _with_gain(basis or load_basis(), self.au_gain)
+        # per-AU displacement factors (identity.au_gain) go into the basis itself, so everything
+        # posed from rig.basis (the photo backdrop's warp too) moves the same way as the skin
+        self.basis = _with_gain(basis or load_basis(), check_au_gain(au_gain))
         b = self.basis
         self.loft = build_loft(b.neutral)
         coarse = np.concatenate([b.neutral, self.loft.vertices])
