@@ -29,7 +29,7 @@ Width and depth come from :class:`ModelConfig`; the preset is sized for CPU trai
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +37,10 @@ from torch import nn
 
 from aukit.aus import FACS_MAX, RIG_AUS
 from aukit.config import check
+
+
+AUHead = Literal["sigmoid", "linear"]
+AU_HEADS: tuple[str, ...] = get_args(AUHead)
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class ModelConfig:
     # linear: most labels are 0, which pushes a sigmoid towards saturation, where its gradient vanishes.
     # Measured on the preset (docs/annotators.md "What the CNN learns on the renders themselves"): it
     # steepens the AUs the network already reads, but does not revive the ones it never learned.
-    au_head: Literal["sigmoid", "linear"] = "sigmoid"
+    au_head: AUHead = "sigmoid"
 
     def __post_init__(self) -> None:
         check(32 <= self.image_size <= 256, f"model.image_size must be in [32, 256], got {self.image_size}")
@@ -69,7 +73,7 @@ class ModelConfig:
         check(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
         check(0.01 <= self.local_sigma <= 0.5, f"model.local_sigma must be in [0.01, 0.5], got {self.local_sigma}")
         check(0.0 <= self.mixstyle <= 1.0, f"model.mixstyle must be in [0, 1], got {self.mixstyle}")
-        check(self.au_head in ("sigmoid", "linear"), f"model.au_head must be sigmoid or linear, got {self.au_head!r}")
+        check(self.au_head in AU_HEADS, f"model.au_head must be one of {AU_HEADS}, got {self.au_head!r}")
 
 
 #: AUs read from the upper face when ``ModelConfig.regions`` (the rest from the lower face).
