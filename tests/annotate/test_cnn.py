@@ -309,8 +309,9 @@ def test_linear_au_head_keeps_learning_where_the_sigmoid_saturates(tmp_path):
     full gradient towards an active label; the sigmoid head's gradient there has vanished."""
     cfg = dict(image_size=32, stem=8, widths=(8, 8), blocks=(1, 1), regions=True)
     k = RIG_AUS.index("AU05")
+    low = torch.sigmoid(torch.tensor(-8.0)).item()       # both heads start at AU05 = 5 * low
     grads = {}
-    for head, bias in (("sigmoid", -8.0), ("linear", 5.0 * torch.sigmoid(torch.tensor(-8.0)).item() / 5.0)):
+    for head, bias in (("sigmoid", -8.0), ("linear", low)):
         torch.manual_seed(0)
         net = AUNet(ModelConfig(**cfg, au_head=head)).train()
         up = net.up_idx.tolist().index(k)
@@ -318,7 +319,7 @@ def test_linear_au_head_keeps_learning_where_the_sigmoid_saturates(tmp_path):
             net.head_up.weight.zero_()
             net.head_up.bias[up] = bias
         out = net(torch.rand(2, 1, 32, 32))["aus"][:, k]
-        assert torch.allclose(out, torch.full_like(out, 5.0 * torch.sigmoid(torch.tensor(-8.0)).item()), atol=1e-4)
+        assert torch.allclose(out, torch.full_like(out, 5.0 * low), atol=1e-4)
         ((out - 5.0) ** 2).mean().backward()
         grads[head] = abs(float(net.head_up.bias.grad[up]))
     assert grads["linear"] > 1000 * grads["sigmoid"]
